@@ -1,0 +1,329 @@
+//! The HTTP surface: `/api/v1` (REST, JSON), `/api/openapi.json`, `/healthz` and the
+//! embedded UI. The only module that knows HTTP (axum/hyper). Authentication, CSRF, the
+//! RBAC check and auditing of mutations happen in ONE middleware ([`authz`]) driven by the
+//! route table, so a new route cannot forget them.
+
+pub mod error;
+mod extract;
+mod handlers;
+pub mod openapi;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+use crate::audit::{self, Audit};
+use crate::auth::{Auth, Via};
+use crate::config::Config;
+use crate::error::Error;
+use crate::store::Store;
+use error::ApiError;
+use routes::{Access, RouteDef};
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "omp_session";
+/// Header carrying the CSRF token on cookie-authenticated mutations.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: Auth,
+    pub audit: Audit,
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    routes: Arc<HashMap<(Method, &'static str), RouteDef>>,
+    openapi: Arc<serde_json::Value>,
+}
+
+impl AppState {
+    pub fn new(auth: Auth, audit: Audit, store: Store, config: Arc<Config>) -> Self {
+        let defs = routes::definitions();
+        let openapi = Arc::new(openapi::document(&defs));
+        let routes = defs
+            .into_iter()
+            .map(|d| ((d.method.clone(), d.path), d))
+            .collect();
+        AppState {
+            auth,
+            audit,
+            store,
+            config,
+            started_at: chrono::Utc::now(),
+            routes: Arc::new(routes),
+            openapi,
+        }
+    }
+}
+
+/// What a handler tells the audit middleware about the object it acted on.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    pub target: String,
+    pub detail: String,
+}
+
+/// Builds the whole application.
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new();
+    for (def, handler) in routes::table() {
+        api = api.route(def.path, handler);
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), authz));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/api/openapi.json", get(openapi_json))
+        .merge(api)
+        .route("/api", any(api_not_found))
+        .route("/api/{*rest}", any(api_not_found))
+        .fallback(handlers::ui::serve)
+        .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::new("not_found", "no such API route: see /api/openapi.json")
+}
+
+async fn openapi_json(State(st): State<AppState>) -> Response {
+    axum::Json((*st.openapi).clone()).into_response()
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    // antd injects styles at run time, hence 'unsafe-inline' for styles only.
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    );
+    resp
+}
+
+/// Address of the caller (no proxy headers are trusted).
+fn source_of(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The credential a request carries.
+enum Credential {
+    Token(String),
+    Cookie(String),
+    None,
+}
+
+fn credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().map_err(|_| {
+            ApiError::new("unauthenticated", "the Authorization header is not ASCII")
+        })?;
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Ok(Credential::Token(t.trim().to_string()));
+        }
+        if let Some(b) = v.strip_prefix("Basic ") {
+            let raw = data_encoding::BASE64
+                .decode(b.trim().as_bytes())
+                .map_err(|_| {
+                    ApiError::new(
+                        "unauthenticated",
+                        "the Basic credentials are not valid base64",
+                    )
+                })?;
+            let text = String::from_utf8(raw).map_err(|_| {
+                ApiError::new("unauthenticated", "the Basic credentials are not UTF-8")
+            })?;
+            let (_, pw) = text.split_once(':').unwrap_or(("", &text));
+            return Ok(Credential::Token(pw.to_string()));
+        }
+        return Err(ApiError::new(
+            "unauthenticated",
+            "Authorization must be Bearer <token> or Basic",
+        ));
+    }
+    Ok(cookie_value(headers, SESSION_COOKIE)
+        .map(Credential::Cookie)
+        .unwrap_or(Credential::None))
+}
+
+/// Authentication, CSRF, password-change gate, RBAC and audit for every `/api/v1` route.
+async fn authz(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let Some(def) =
+        matched.and_then(|p| st.routes.get(&(req.method().clone(), p.as_str())).cloned())
+    else {
+        // The path matched but not the method: axum's 405 fallback runs inside this layer.
+        let msg = format!("{} is not allowed on {}", req.method(), req.uri().path());
+        return ApiError::new("method_not_allowed", msg).into_response();
+    };
+    let source = source_of(&req);
+    let target = req.uri().path().to_string();
+    let (actor, outcome) = match check(&st, &def, &mut req).await {
+        Ok(actor) => (actor, None),
+        Err((actor, e)) => (actor, Some(e)),
+    };
+    let resp = match outcome {
+        Some(e) => e.into_response(),
+        None => next.run(req).await,
+    };
+    if def.is_mutating() && !def.audits_itself {
+        let note = resp
+            .extensions()
+            .get::<AuditNote>()
+            .cloned()
+            .unwrap_or_default();
+        let status = resp.status();
+        let entry = audit::Entry {
+            actor,
+            action: def.action.to_string(),
+            target: if note.target.is_empty() {
+                target
+            } else {
+                note.target
+            },
+            source,
+            success: status.is_success(),
+            status: status.as_u16() as i64,
+            detail: note.detail,
+        };
+        let audit = st.audit.clone();
+        match tokio::task::spawn_blocking(move || audit.append(entry)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                return ApiError::internal(format!("audit write failed: {e}")).into_response();
+            }
+            Err(e) => return ApiError::internal(format!("audit task failed: {e}")).into_response(),
+        }
+    }
+    resp
+}
+
+/// The checks of [`authz`]; on failure returns who it was (for the audit) and the error.
+async fn check(
+    st: &AppState,
+    def: &RouteDef,
+    req: &mut Request,
+) -> Result<String, (String, ApiError)> {
+    if def.access == Access::Public {
+        return Ok("anonymous".into());
+    }
+    let anon = |e: ApiError| ("anonymous".to_string(), e);
+    let cred = credential(req.headers()).map_err(anon)?;
+    let auth = st.auth.clone();
+    let principal = tokio::task::spawn_blocking(move || match cred {
+        Credential::Token(t) => auth.authenticate_token(&t),
+        Credential::Cookie(c) => auth.authenticate_session(&c),
+        Credential::None => Err(Error::Unauthenticated),
+    })
+    .await
+    .map_err(|e| anon(ApiError::internal(e)))?
+    .map_err(|e| anon(e.into()))?;
+    let who = principal.user.username.clone();
+    let deny = |e: ApiError| (who.clone(), e);
+    if let Via::Session { csrf_token, .. } = &principal.via {
+        if def.is_mutating() {
+            let sent = req
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let ok: bool =
+                subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), csrf_token.as_bytes()).into();
+            if !ok {
+                return Err(deny(ApiError::new(
+                    "csrf_failed",
+                    "the X-CSRF-Token header is missing or wrong: reload the page",
+                )));
+            }
+        }
+    }
+    if principal.user.must_change_password && !def.while_password_change {
+        return Err(deny(Error::PasswordChangeRequired.into()));
+    }
+    if let Access::Perm(p) = def.access {
+        if !principal.grants.allows(p) {
+            return Err(deny(Error::Forbidden(p.to_string()).into()));
+        }
+    }
+    req.extensions_mut().insert(principal);
+    Ok(who)
+}
+
+/// Sets the session cookie.
+pub(crate) fn session_cookie(secret: &str, secure: bool) -> HeaderValue {
+    let v = format!(
+        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Clears the session cookie.
+pub(crate) fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("omp_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Attaches an audit note to a response.
+pub(crate) fn noted(
+    mut resp: Response,
+    target: impl Into<String>,
+    detail: impl Into<String>,
+) -> Response {
+    resp.extensions_mut().insert(AuditNote {
+        target: target.into(),
+        detail: detail.into(),
+    });
+    resp
+}
+
+/// 204 No Content.
+pub(crate) fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

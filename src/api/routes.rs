@@ -1,0 +1,341 @@
+//! The route table: one list that builds the router, drives the authorization middleware
+//! and generates the OpenAPI document, so that none of the three can drift from the others.
+
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post, put};
+
+use super::AppState;
+use super::handlers::{audit, auth, system, tokens, users};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No authentication (login only).
+    Public,
+    /// Any signed-in user or token holder.
+    SignedIn,
+    /// Holders of this permission.
+    Perm(&'static str),
+}
+
+/// One route of `/api/v1`.
+#[derive(Debug, Clone)]
+pub struct RouteDef {
+    pub method: Method,
+    /// The axum path, `{name}` for parameters.
+    pub path: &'static str,
+    /// Stable action name: the audit log's `action` and the OpenAPI `operationId`.
+    pub action: &'static str,
+    pub access: Access,
+    pub summary: &'static str,
+    /// Reachable by a user who must change their password first.
+    pub while_password_change: bool,
+    /// The handler audits itself (login: failures must be recorded with the attempted name).
+    pub audits_itself: bool,
+    /// Field names of the JSON body, for the OpenAPI document.
+    pub body: &'static [&'static str],
+}
+
+impl RouteDef {
+    pub fn is_mutating(&self) -> bool {
+        !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
+    }
+}
+
+struct R {
+    def: RouteDef,
+    handler: MethodRouter<AppState>,
+}
+
+fn r(
+    method: Method,
+    path: &'static str,
+    action: &'static str,
+    access: Access,
+    summary: &'static str,
+    handler: MethodRouter<AppState>,
+) -> R {
+    R {
+        def: RouteDef {
+            method,
+            path,
+            action,
+            access,
+            summary,
+            while_password_change: false,
+            audits_itself: false,
+            body: &[],
+        },
+        handler,
+    }
+}
+
+impl R {
+    fn body(mut self, fields: &'static [&'static str]) -> Self {
+        self.def.body = fields;
+        self
+    }
+    fn during_password_change(mut self) -> Self {
+        self.def.while_password_change = true;
+        self
+    }
+    fn self_audited(mut self) -> Self {
+        self.def.audits_itself = true;
+        self
+    }
+}
+
+use Access::*;
+
+/// Every `/api/v1` route with its handler.
+pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
+    let v = |p: &'static str| p;
+    let routes = vec![
+        r(
+            Method::POST,
+            v("/api/v1/auth/login"),
+            "auth.login",
+            Public,
+            "Sign in; sets the session cookie and returns the CSRF token",
+            post(auth::login),
+        )
+        .body(&["username", "password", "totp"])
+        .self_audited()
+        .during_password_change(),
+        r(
+            Method::POST,
+            "/api/v1/auth/logout",
+            "auth.logout",
+            SignedIn,
+            "End this session",
+            post(auth::logout),
+        )
+        .during_password_change(),
+        r(
+            Method::GET,
+            "/api/v1/auth/me",
+            "auth.me",
+            SignedIn,
+            "The signed-in user with permissions and CSRF token",
+            get(auth::me),
+        )
+        .during_password_change(),
+        r(
+            Method::POST,
+            "/api/v1/auth/password",
+            "auth.password",
+            SignedIn,
+            "Change one's own password",
+            post(auth::change_password),
+        )
+        .body(&["current_password", "new_password"])
+        .during_password_change(),
+        r(
+            Method::PUT,
+            "/api/v1/auth/profile",
+            "auth.profile",
+            SignedIn,
+            "Update one's display name, email and language",
+            put(auth::update_profile),
+        )
+        .body(&["display_name", "email", "language"]),
+        r(
+            Method::GET,
+            "/api/v1/auth/sessions",
+            "auth.sessions",
+            SignedIn,
+            "One's own sessions",
+            get(auth::sessions),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/auth/sessions/revoke-all",
+            "auth.sessions.revoke_all",
+            SignedIn,
+            "End every session of the signed-in user",
+            post(auth::revoke_all),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/auth/totp/setup",
+            "auth.totp.setup",
+            SignedIn,
+            "Start TOTP setup: a new secret and otpauth URL",
+            post(auth::totp_setup),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/auth/totp/enable",
+            "auth.totp.enable",
+            SignedIn,
+            "Confirm TOTP with a current code",
+            post(auth::totp_enable),
+        )
+        .body(&["code"]),
+        r(
+            Method::POST,
+            "/api/v1/auth/totp/disable",
+            "auth.totp.disable",
+            SignedIn,
+            "Turn TOTP off (needs the password)",
+            post(auth::totp_disable),
+        )
+        .body(&["password"]),
+        r(
+            Method::GET,
+            "/api/v1/system/info",
+            "system.info",
+            SignedIn,
+            "Version, uptime and which modules are available",
+            get(system::info),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/users",
+            "users.list",
+            Perm("users:read"),
+            "List users (q, page, page_size)",
+            get(users::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/users",
+            "users.create",
+            Perm("users:write"),
+            "Create a user",
+            post(users::create),
+        )
+        .body(&["username", "password", "display_name", "email", "roles"]),
+        r(
+            Method::GET,
+            "/api/v1/users/{id}",
+            "users.get",
+            Perm("users:read"),
+            "One user",
+            get(users::get_one),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/users/{id}",
+            "users.update",
+            Perm("users:write"),
+            "Edit, disable or enable a user",
+            put(users::update),
+        )
+        .body(&["display_name", "email", "roles", "disabled"]),
+        r(
+            Method::DELETE,
+            "/api/v1/users/{id}",
+            "users.delete",
+            Perm("users:write"),
+            "Delete a user, their sessions and tokens",
+            delete(users::delete_one),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/users/{id}/password",
+            "users.reset_password",
+            Perm("users:write"),
+            "Set a new password the user must change at next login",
+            post(users::reset_password),
+        )
+        .body(&["new_password"]),
+        r(
+            Method::GET,
+            "/api/v1/roles",
+            "roles.list",
+            Perm("users:read"),
+            "Built-in and custom roles",
+            get(users::list_roles),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/roles",
+            "roles.create",
+            Perm("roles:write"),
+            "Create a custom role",
+            post(users::create_role),
+        )
+        .body(&["name", "description", "permissions", "host_groups"]),
+        r(
+            Method::PUT,
+            "/api/v1/roles/{name}",
+            "roles.update",
+            Perm("roles:write"),
+            "Edit a custom role",
+            put(users::update_role),
+        )
+        .body(&["description", "permissions", "host_groups"]),
+        r(
+            Method::DELETE,
+            "/api/v1/roles/{name}",
+            "roles.delete",
+            Perm("roles:write"),
+            "Delete a custom role nobody holds",
+            delete(users::delete_role),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/permissions",
+            "permissions.list",
+            Perm("users:read"),
+            "Every permission with its meaning",
+            get(users::list_permissions),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/tokens",
+            "tokens.list",
+            SignedIn,
+            "One's own API tokens (all=true: everyone's, needs tokens:admin)",
+            get(tokens::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/tokens",
+            "tokens.create",
+            SignedIn,
+            "Create an API token; the secret is shown once",
+            post(tokens::create),
+        )
+        .body(&["name", "expires_in_days"]),
+        r(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            "tokens.revoke",
+            SignedIn,
+            "Revoke an API token (own, or any with tokens:admin)",
+            delete(tokens::revoke),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit",
+            "audit.list",
+            Perm("audit:read"),
+            "Search the audit log, newest first",
+            get(audit::list),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit/export",
+            "audit.export",
+            Perm("audit:read"),
+            "Export matching records as CSV or JSON",
+            get(audit::export),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit/verify",
+            "audit.verify",
+            Perm("audit:read"),
+            "Verify the audit hash chain",
+            get(audit::verify),
+        ),
+    ];
+    routes.into_iter().map(|r| (r.def, r.handler)).collect()
+}
+
+/// The route definitions alone (for the OpenAPI document and tests).
+pub fn definitions() -> Vec<RouteDef> {
+    table().into_iter().map(|(d, _)| d).collect()
+}

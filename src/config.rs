@@ -1,0 +1,327 @@
+//! The configuration file `omp.toml`: every key has a default, unknown keys are rejected
+//! with the key named, and `OMP_SECTION__KEY` environment variables override file values.
+//! It only parses and validates; it does not open files other than the one it is given.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration. See `packaging/omp.example.toml` for the commented version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub audit: AuditConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the web UI and API listen on.
+    pub listen: SocketAddr,
+    /// Where the store and every other file of the server live.
+    pub data_dir: PathBuf,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: usize,
+    /// Mark the session cookie `Secure`. Set it when OMP is reached over HTTPS through a
+    /// reverse proxy; it is always set when OMP terminates TLS itself.
+    pub secure_cookies: bool,
+    /// Start the embedded agent for the server's own host.
+    pub local_agent: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u64,
+    /// A session ends this many hours after login, used or not.
+    pub session_absolute_hours: u64,
+    /// Failed logins for one username before it is locked for a while.
+    pub max_failures_per_user: u32,
+    /// Failed logins from one source address before it is locked for a while.
+    pub max_failures_per_source: u32,
+    /// First lockout in seconds; it doubles with each further failure, up to 15 minutes.
+    pub lockout_seconds: u64,
+    /// Minimum password length.
+    pub min_password_length: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Largest number of records one export returns.
+    pub max_export_records: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// tracing filter, e.g. `info` or `omp=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            auth: AuthConfig::default(),
+            audit: AuditConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 19001)),
+            data_dir: PathBuf::from("omp-data"),
+            max_body_bytes: 2 * 1024 * 1024,
+            secure_cookies: false,
+            local_agent: true,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            max_failures_per_user: 5,
+            max_failures_per_source: 20,
+            lockout_seconds: 30,
+            min_password_length: 10,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            max_export_records: 1_000_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// A configuration problem, naming the file, key or variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error(
+        "environment variable {var}: {message} (OMP_SECTION__KEY, e.g. OMP_SERVER__LISTEN=0.0.0.0:19001)"
+    )]
+    Env { var: String, message: String },
+    #[error("config: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Variables that start with `OMP_` but are not config overrides.
+const NON_CONFIG_VARS: &[&str] = &["OMP_ADMIN_PASSWORD", "OMP_LOG", "OMP_BROWSER_TESTS"];
+
+impl Config {
+    /// Reads `path` (or only defaults when `None`) and applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let label = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| "(defaults)".into());
+        Self::from_parts(&label, &text, std::env::vars())
+    }
+
+    /// Parses `text` and applies the `OMP_*` overrides in `env`: the testable core of [`load`].
+    pub fn from_parts(
+        label: &Path,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: label.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut env: Vec<_> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("OMP_") && !NON_CONFIG_VARS.contains(&k.as_str()))
+            .collect();
+        env.sort();
+        for (var, value) in &env {
+            apply_env(&mut doc, var, value)?;
+        }
+        let cfg: Config = Config::deserialize(toml::Value::Table(doc)).map_err(|e| {
+            if env.is_empty() {
+                ConfigError::Parse {
+                    path: label.to_path_buf(),
+                    message: e.to_string(),
+                }
+            } else {
+                ConfigError::Parse {
+                    path: label.to_path_buf(),
+                    message: format!("{e} (after OMP_* environment overrides)"),
+                }
+            }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if self.auth.session_idle_minutes == 0 {
+            return bad("auth.session_idle_minutes", "must be at least 1");
+        }
+        if self.auth.session_absolute_hours == 0 {
+            return bad("auth.session_absolute_hours", "must be at least 1");
+        }
+        if self.auth.min_password_length < 8 {
+            return bad("auth.min_password_length", "must be at least 8");
+        }
+        if self.auth.max_failures_per_user == 0 || self.auth.max_failures_per_source == 0 {
+            return bad("auth.max_failures_per_*", "must be at least 1");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return bad("server.max_body_bytes", "must be at least 1024");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return bad("log.format", "must be \"text\" or \"json\"");
+        }
+        Ok(())
+    }
+}
+
+/// Applies `OMP_SECTION__KEY=value`: the value is read as a TOML value when it parses as
+/// one (numbers, booleans) and as a string otherwise.
+fn apply_env(doc: &mut toml::Table, var: &str, value: &str) -> Result<(), ConfigError> {
+    let err = |message: String| ConfigError::Env {
+        var: var.to_string(),
+        message,
+    };
+    let path = var["OMP_".len()..].to_ascii_lowercase();
+    let Some((section, key)) = path.split_once("__") else {
+        return Err(err(
+            "not a config override: expected OMP_SECTION__KEY".into()
+        ));
+    };
+    if section.is_empty() || key.is_empty() || key.contains("__") {
+        return Err(err("expected exactly one section and one key".into()));
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let entry = doc
+        .entry(section.to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => {
+            t.insert(key.to_string(), parsed);
+            Ok(())
+        }
+        _ => Err(err(format!("[{section}] is not a section"))),
+    }
+}
+
+/// The commented example configuration shipped in the repository and the tarball.
+pub const EXAMPLE: &str = include_str!("../packaging/omp.example.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_parts(
+            Path::new("omp.toml"),
+            text,
+            env.iter().map(|(a, b)| (a.to_string(), b.to_string())),
+        )
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse("", &[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn example_config_parses_to_defaults() {
+        assert_eq!(parse(EXAMPLE, &[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+            (
+                "[server]\nlisten_port = 1\n",
+                &[],
+                "unknown field `listen_port`",
+            ),
+            ("[srv]\n", &[], "unknown field `srv`"),
+            (
+                "[server]\nlisten = \"nope\"\n",
+                &[],
+                "invalid socket address",
+            ),
+            (
+                "[auth]\nmin_password_length = 4\n",
+                &[],
+                "auth.min_password_length",
+            ),
+            ("server = 1\n", &[], "invalid type"),
+            ("[server\n", &[], "omp.toml"),
+            ("", &[("OMP_SERVER__NOPE", "1")], "unknown field `nope`"),
+            ("", &[("OMP_LISTEN", "1")], "OMP_LISTEN"),
+        ];
+        for (text, env, want) in cases {
+            let err = parse(text, env).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?} {env:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let cfg = parse(
+            "[server]\nlisten = \"127.0.0.1:1\"\n",
+            &[
+                ("OMP_SERVER__LISTEN", "0.0.0.0:2"),
+                ("OMP_AUTH__SESSION_IDLE_MINUTES", "5"),
+                ("OMP_LOG__LEVEL", "debug"),
+                ("OMP_ADMIN_PASSWORD", "not-a-config-key"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.server.listen.to_string(), "0.0.0.0:2");
+        assert_eq!(cfg.auth.session_idle_minutes, 5);
+        assert_eq!(cfg.log.level, "debug");
+    }
+}

@@ -1,0 +1,33 @@
+//! OMP, the Operation Management Platform: one binary that is the server, the agent, the
+//! console and the installer. The library holds every module; `main.rs` only calls [`cli`].
+//! Layers (lower never imports higher): `model` → `store` → `audit`, `auth` → `api`, `ui`,
+//! `cli` → `server`. See ARCHITECTURE.md.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod server;
+pub mod store;
+pub mod ui;
+
+/// The version of this build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Sets up logging to stderr: `OMP_LOG` wins over `[log] level`.
+pub fn init_logging(cfg: &config::LogConfig) {
+    let filter = std::env::var("OMP_LOG").unwrap_or_else(|_| cfg.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if cfg.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

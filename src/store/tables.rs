@@ -1,0 +1,34 @@
+//! Every table of the store, declared in one place so that export, import and migrations
+//! see them all. Adding a table: declare it here, add it to `ALL_*`, create it in a migration.
+
+use super::{StrTable, U64Table};
+
+/// Store metadata: `schema_version`, counters (`seq:NAME`), the audit chain head.
+pub const META: StrTable = StrTable::new("meta");
+/// Users by id.
+pub const USERS: U64Table = U64Table::new("users");
+/// Username → user id (unique index).
+pub const USERNAMES: StrTable = StrTable::new("usernames");
+/// Custom roles by name (built-in roles are computed, not stored).
+pub const ROLES: StrTable = StrTable::new("roles");
+/// Sessions by SHA-256 of the cookie value.
+pub const SESSIONS: StrTable = StrTable::new("sessions");
+/// API tokens by id.
+pub const TOKENS: StrTable = StrTable::new("tokens");
+/// SHA-256 of a token secret → token id.
+pub const TOKEN_HASHES: StrTable = StrTable::new("token_hashes");
+/// The hash-chained audit log by sequence number.
+pub const AUDIT: U64Table = U64Table::new("audit");
+/// Platform settings by key.
+pub const SETTINGS: StrTable = StrTable::new("settings");
+
+pub(super) const ALL_U64_TABLES: &[&U64Table] = &[&USERS, &AUDIT];
+pub(super) const ALL_STR_TABLES: &[&StrTable] = &[
+    &META,
+    &USERNAMES,
+    &ROLES,
+    &SESSIONS,
+    &TOKENS,
+    &TOKEN_HASHES,
+    &SETTINGS,
+];

@@ -1,0 +1,8 @@
+//! The one integration test binary: every test drives the real `omp` binary (server and
+//! CLI) on loopback. Modules group the tests by capability.
+
+#![allow(unreachable_pub)]
+
+mod browser;
+mod foundation;
+mod util;
