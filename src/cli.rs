@@ -448,8 +448,8 @@ fn user(c: UserCmd) -> anyhow::Result<Exit> {
             let (_, _, auth) = crate::server::open_services(&cfg)?;
             let (users, _) = auth.list_users(None, 0, usize::MAX)?;
             println!(
-                "{:<6} {:<24} {:<24} {:<9} {}",
-                "ID", "USERNAME", "ROLES", "STATE", "TOTP"
+                "{:<6} {:<24} {:<24} {:<9} TOTP",
+                "ID", "USERNAME", "ROLES", "STATE"
             );
             for u in users {
                 println!(

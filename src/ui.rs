@@ -41,15 +41,13 @@ pub fn asset(path: &str, gzip_ok: bool) -> Option<Asset> {
         })
         .unwrap_or_else(|| "application/octet-stream".into());
     let immutable = path.starts_with("assets/");
-    if gzip_ok {
-        if let Some(gz) = Dist::get(&format!("{path}.gz")) {
-            return Some(Asset {
-                body: gz.data,
-                content_type,
-                encoding: Some("gzip"),
-                immutable,
-            });
-        }
+    if gzip_ok && let Some(gz) = Dist::get(&format!("{path}.gz")) {
+        return Some(Asset {
+            body: gz.data,
+            content_type,
+            encoding: Some("gzip"),
+            immutable,
+        });
     }
     Some(Asset {
         body: file.data,

@@ -162,11 +162,9 @@ impl IntoResponse for ApiError {
             .and_then(|d| d.get("retry_after_secs"))
             .and_then(|v| v.as_u64());
         let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = retry {
-            if let Ok(v) = secs.to_string().parse() {
-                resp.headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, v);
-            }
+        if let Some(v) = retry.and_then(|secs| secs.to_string().parse().ok()) {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
         }
         resp
     }

@@ -253,8 +253,10 @@ async fn check(
     .map_err(|e| anon(e.into()))?;
     let who = principal.user.username.clone();
     let deny = |e: ApiError| (who.clone(), e);
-    if let Via::Session { csrf_token, .. } = &principal.via {
-        if def.is_mutating() {
+    if let Via::Session { csrf_token, .. } = &principal.via
+        && def.is_mutating()
+    {
+        {
             let sent = req
                 .headers()
                 .get(CSRF_HEADER)
@@ -273,10 +275,10 @@ async fn check(
     if principal.user.must_change_password && !def.while_password_change {
         return Err(deny(Error::PasswordChangeRequired.into()));
     }
-    if let Access::Perm(p) = def.access {
-        if !principal.grants.allows(p) {
-            return Err(deny(Error::Forbidden(p.to_string()).into()));
-        }
+    if let Access::Perm(p) = def.access
+        && !principal.grants.allows(p)
+    {
+        return Err(deny(Error::Forbidden(p.to_string()).into()));
     }
     req.extensions_mut().insert(principal);
     Ok(who)

@@ -314,7 +314,11 @@ impl Auth {
 
     /// Resolves a session cookie; ends sessions past their idle or absolute limit.
     pub fn authenticate_session(&self, cookie_secret: &str) -> Result<Principal> {
-        let t = now();
+        self.authenticate_session_at(cookie_secret, now())
+    }
+
+    /// [`Auth::authenticate_session`] at a given time (seconds), for tests of expiry.
+    pub fn authenticate_session_at(&self, cookie_secret: &str, t: i64) -> Result<Principal> {
         let key = password::sha256_hex(cookie_secret);
         let Some(mut session) = self.store.read(|tx| tx.get::<Session>(&SESSIONS, &key))? else {
             return Err(Error::Unauthenticated);
@@ -406,7 +410,7 @@ impl Auth {
         let t = now();
         let idle = self.cfg.session_idle_minutes as i64 * 60;
         let absolute = self.cfg.session_absolute_hours as i64 * 3600;
-        Ok(self.store.write(|tx| {
+        self.store.write(|tx| {
             let dead: Vec<String> = tx
                 .all::<Session>(&SESSIONS)?
                 .into_iter()
@@ -417,7 +421,7 @@ impl Auth {
                 tx.delete(&SESSIONS, k)?;
             }
             Ok::<_, Error>(dead.len())
-        })?)
+        })
     }
 
     /// Changes one's own password; other sessions of the user end.
@@ -453,13 +457,13 @@ impl Auth {
 
     /// Updates one's own profile.
     pub fn update_profile(&self, user_id: u64, patch: ProfilePatch) -> Result<User> {
-        if let Some(l) = &patch.language {
-            if !LANGUAGES.contains(&l.as_str()) {
-                return Err(Error::validation(
-                    "language",
-                    format!("language must be one of {}", LANGUAGES.join(", ")),
-                ));
-            }
+        if let Some(l) = &patch.language
+            && !LANGUAGES.contains(&l.as_str())
+        {
+            return Err(Error::validation(
+                "language",
+                format!("language must be one of {}", LANGUAGES.join(", ")),
+            ));
         }
         self.store.write(|tx| {
             let mut u = get_user(tx, user_id)?;
@@ -1158,6 +1162,43 @@ mod tests {
         assert!(auth.delete_user(&p, admin.user.id).is_err());
         auth.delete_user(&p, bob.id).unwrap();
         assert!(auth.find_by_username("bob").unwrap().is_none());
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_or_too_old() {
+        let (d, auth) = service();
+        auth.bootstrap_admin(d.path(), Some("Admin-pass-123"))
+            .unwrap();
+        let idle = AuthConfig::default().session_idle_minutes as i64 * 60;
+        let ok = auth.login(&attempt("admin", "Admin-pass-123")).unwrap();
+        let t0 = ok.session.created_at;
+        // Used within the idle limit: still valid, and each use moves the idle window.
+        let mut t = t0;
+        for _ in 0..3 {
+            t += idle - 5;
+            auth.authenticate_session_at(&ok.cookie_secret, t).unwrap();
+        }
+        // Idle too long: expired, and the session is gone for good.
+        let err = auth
+            .authenticate_session_at(&ok.cookie_secret, t + idle + 1)
+            .unwrap_err();
+        assert!(matches!(err, Error::SessionExpired), "{err}");
+        assert!(matches!(
+            auth.authenticate_session_at(&ok.cookie_secret, t),
+            Err(Error::Unauthenticated)
+        ));
+        // Absolute limit even when always active.
+        let ok = auth.login(&attempt("admin", "Admin-pass-123")).unwrap();
+        let abs = AuthConfig::default().session_absolute_hours as i64 * 3600;
+        let mut t = ok.session.created_at;
+        while t < ok.session.created_at + abs - idle {
+            t += idle - 5;
+            auth.authenticate_session_at(&ok.cookie_secret, t).unwrap();
+        }
+        let err = auth
+            .authenticate_session_at(&ok.cookie_secret, ok.session.created_at + abs + 1)
+            .unwrap_err();
+        assert!(matches!(err, Error::SessionExpired), "{err}");
     }
 
     #[test]

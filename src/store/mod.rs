@@ -105,7 +105,10 @@ impl Store {
                 if let redb::DatabaseError::Storage(redb::StorageError::Io(io)) = e {
                     // redb reports a foreign file (bad magic number) as InvalidData.
                     if io.kind() == std::io::ErrorKind::InvalidData {
-                        return Err(StoreError::Corrupted { path, reason: io.to_string() });
+                        return Err(StoreError::Corrupted {
+                            path,
+                            reason: io.to_string(),
+                        });
                     }
                     return Err(StoreError::Open { path, source: io });
                 }

@@ -14,8 +14,14 @@ fn browser_login_language_user_audit() {
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let script = root.join("tests/browser/e2e.mjs");
-    assert!(root.join("tests/browser/node_modules/playwright-core").exists(), "run `npm ci` in tests/browser first");
-    let shots = std::env::var("OMP_SCREENSHOT_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target/screenshots"));
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "run `npm ci` in tests/browser first"
+    );
+    let shots = std::env::var("OMP_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target/screenshots"));
     std::fs::create_dir_all(&shots).unwrap();
     let s = TestServer::start();
     let out = Command::new("node")
@@ -29,7 +35,10 @@ fn browser_login_language_user_audit() {
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "browser e2e failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "browser e2e failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     assert!(shots.join("audit.png").exists());
 }

@@ -5,4 +5,5 @@
 
 mod browser;
 mod foundation;
+mod tidy;
 mod util;

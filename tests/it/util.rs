@@ -41,7 +41,10 @@ impl TestServer {
     }
 
     /// Starts the server; on failure returns the error text and the dir.
-    pub fn try_start(env: &[(&str, &str)], dir: tempfile::TempDir) -> Result<TestServer, (String, tempfile::TempDir)> {
+    pub fn try_start(
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+    ) -> Result<TestServer, (String, tempfile::TempDir)> {
         let addr_file = dir.path().join("addr");
         let _ = std::fs::remove_file(&addr_file);
         let mut cmd = Command::new(omp_bin());
@@ -100,8 +103,15 @@ impl TestServer {
                 return Err((text, dir));
             }
         }
-        let addr = std::fs::read_to_string(&addr_file).expect("listen addr file written before the ready line");
-        Ok(TestServer { base: format!("http://{}", addr.trim()), dir, child, stdout, stderr })
+        let addr = std::fs::read_to_string(&addr_file)
+            .expect("listen addr file written before the ready line");
+        Ok(TestServer {
+            base: format!("http://{}", addr.trim()),
+            dir,
+            child,
+            stdout,
+            stderr,
+        })
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -112,8 +122,7 @@ impl TestServer {
     pub fn stop(mut self) -> tempfile::TempDir {
         terminate(&mut self.child);
         let _ = self.child.wait();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     pub fn client(&self) -> Client {
@@ -131,7 +140,11 @@ impl TestServer {
 
 fn terminate(child: &mut Child) {
     // SIGTERM lets the server shut down cleanly; kill() is the fallback.
-    let ok = Command::new("kill").arg(child.id().to_string()).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     if !ok {
         let _ = child.kill();
     }
@@ -172,7 +185,14 @@ impl Client {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Client { base: base.to_string(), agent, cookie: None, csrf: None, bearer: None, basic: None }
+        Client {
+            base: base.to_string(),
+            agent,
+            cookie: None,
+            csrf: None,
+            bearer: None,
+            basic: None,
+        }
     }
 
     pub fn with_token(base: &str, token: &str) -> Client {
@@ -181,8 +201,16 @@ impl Client {
         c
     }
 
-    pub fn send(&self, method: &str, path: &str, body: Option<&Value>, extra: &[(&str, &str)]) -> Answer {
-        let mut b = ureq::http::Request::builder().method(method).uri(format!("{}{}", self.base, path));
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
+        let mut b = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         if let Some(c) = &self.cookie {
             b = b.header("cookie", format!("omp_session={c}"));
         }
@@ -207,12 +235,20 @@ impl Client {
             None => Vec::new(),
         };
         let req = b.body(payload).unwrap();
-        let mut resp = self.agent.run(req).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let mut resp = self
+            .agent
+            .run(req)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.body_mut().read_to_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, body, text, headers }
+        Answer {
+            status,
+            body,
+            text,
+            headers,
+        }
     }
 
     pub fn get(&self, path: &str) -> Answer {
@@ -233,7 +269,10 @@ impl Client {
 
     /// Logs in; keeps cookie and CSRF token on success.
     pub fn login(&mut self, user: &str, password: &str) -> (u16, Value) {
-        let a = self.post("/api/v1/auth/login", &serde_json::json!({"username": user, "password": password}));
+        let a = self.post(
+            "/api/v1/auth/login",
+            &serde_json::json!({"username": user, "password": password}),
+        );
         if a.status == 200 {
             let cookie = a
                 .headers
@@ -253,7 +292,11 @@ fn base64_encode(input: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {

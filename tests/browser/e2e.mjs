@@ -1,0 +1,175 @@
+// Browser end-to-end test of the OMP web UI against a running server.
+//
+//   OMP_URL=http://127.0.0.1:45678 OMP_ADMIN_PASSWORD=... [OMP_ADMIN_USER=admin]
+//   [OMP_SCREENSHOT_DIR=dir] [CHROMIUM_PATH=/usr/bin/chromium] node e2e.mjs
+//
+// Signs in as the admin, switches the language to Chinese and back, creates a user with the
+// viewer role, finds the users.create record in the audit log, and saves login.png, users.png
+// and audit.png. Stops at the first failed step; prints `browser e2e: N passed, K failed`.
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.OMP_URL ?? '').replace(/\/+$/, '');
+const USER = process.env.OMP_ADMIN_USER || 'admin';
+const PASSWORD = process.env.OMP_ADMIN_PASSWORD ?? '';
+const SHOTS = process.env.OMP_SCREENSHOT_DIR || join(tmpdir(), 'omp-e2e-screenshots');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const STEP_TIMEOUT = 30_000;
+
+if (!BASE || !PASSWORD) {
+  console.error('browser e2e: set OMP_URL and OMP_ADMIN_PASSWORD');
+  console.log('browser e2e: 0 passed, 1 failed');
+  process.exit(1);
+}
+mkdirSync(SHOTS, { recursive: true });
+
+const newUser = `e2e-${randomBytes(4).toString('hex')}`;
+let passed = 0;
+let failed = 0;
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+function withTimeout(promise, ms, name) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`step "${name}" took longer than ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+} catch (e) {
+  console.error(`browser e2e: cannot start Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH): ${String(e).split('\n')[0]}`);
+  console.log('browser e2e: 0 passed, 1 failed');
+  process.exit(1);
+}
+const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US' });
+const page = await context.newPage();
+page.setDefaultTimeout(STEP_TIMEOUT);
+const pageErrors = [];
+page.on('pageerror', (e) => pageErrors.push(String(e)));
+page.on('console', (m) => {
+  if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
+});
+
+async function step(name, fn) {
+  if (failed) return;
+  const t0 = Date.now();
+  try {
+    await withTimeout(fn(), STEP_TIMEOUT + 5_000, name);
+    passed += 1;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed += 1;
+    console.log(`FAIL ${name}: ${e instanceof Error ? e.message.split('\n')[0] : e}`);
+    const shot = join(SHOTS, `failure-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`);
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+    console.log(`     page: ${page.url()}; screenshot: ${shot}`);
+    if (pageErrors.length) console.log(`     browser errors:\n       ${pageErrors.slice(-5).join('\n       ')}`);
+  }
+}
+
+function expect(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+await step('open the UI and see the sign-in page', async () => {
+  const res = await page.goto(BASE + '/', { waitUntil: 'domcontentloaded' });
+  expect(res && res.ok(), `GET / answered ${res?.status()}`);
+  await page.locator(tid('login-username')).waitFor({ state: 'visible' });
+  await page.locator(tid('login-submit')).waitFor({ state: 'visible' });
+  await page.screenshot({ path: join(SHOTS, 'login.png'), fullPage: true });
+});
+
+await step(`sign in as ${USER}`, async () => {
+  await page.locator(tid('login-username')).fill(USER);
+  await page.locator(tid('login-password')).fill(PASSWORD);
+  await page.locator(tid('login-submit')).click();
+  const outcome = await Promise.race([
+    page.locator(tid('main-menu')).waitFor({ state: 'visible' }).then(() => 'menu'),
+    page.locator(tid('forced-password')).waitFor({ state: 'visible' }).then(() => 'forced'),
+    page.locator(tid('login-error')).waitFor({ state: 'visible' }).then(() => 'error'),
+  ]);
+  if (outcome === 'error') throw new Error(`sign-in refused: ${await page.locator(tid('login-error')).innerText()}`);
+  expect(outcome === 'menu', 'the server asks the admin to change the password first (was OMP_ADMIN_PASSWORD set?)');
+  await page.locator(tid('dashboard')).waitFor({ state: 'visible' });
+});
+
+await step('switch the language to 简体中文', async () => {
+  await page.locator(tid('lang-switch')).click();
+  await page.locator(tid('lang-zh-CN')).click();
+  await page.locator(tid('nav-users')).getByText('用户与角色').waitFor({ state: 'visible' });
+  await page.locator(tid('nav-audit')).getByText('审计日志').waitFor({ state: 'visible' });
+});
+
+await step('switch the language back to English', async () => {
+  await page.locator(tid('lang-switch')).click();
+  await page.locator(tid('lang-en')).click();
+  await page.locator(tid('nav-users')).getByText('Users & roles').waitFor({ state: 'visible' });
+});
+
+await step('open Users & roles', async () => {
+  await page.locator(tid('nav-users')).click();
+  await page.locator(tid('users-table')).waitFor({ state: 'visible' });
+  await page.locator(tid(`user-row-${USER}`)).waitFor({ state: 'visible' });
+});
+
+await step(`create user ${newUser} with role viewer`, async () => {
+  await page.locator(tid('user-create')).click();
+  await page.locator(tid('user-form-username')).fill(newUser);
+  await page.locator(tid('user-form-password')).fill(`Pw-${randomBytes(8).toString('hex')}`);
+  await page.locator(tid('user-form-display-name')).fill('E2E test user');
+  await page.locator(tid('user-form-roles')).click();
+  await page.locator(tid('role-option-viewer')).click();
+  // close the dropdown without closing the modal
+  await page.locator('.ant-modal-title').click();
+  await page.locator(tid('user-form-submit')).click();
+  await page.locator('.ant-modal-title').waitFor({ state: 'hidden' });
+});
+
+await step(`see ${newUser} in the users table`, async () => {
+  const row = page.locator(tid(`user-row-${newUser}`));
+  await row.waitFor({ state: 'visible' });
+  const text = await row.innerText();
+  expect(text.includes('viewer'), `the row of ${newUser} does not show the viewer role: ${JSON.stringify(text)}`);
+  await page.mouse.move(1200, 850);
+  await page.screenshot({ path: join(SHOTS, 'users.png'), fullPage: true });
+});
+
+await step(`find the users.create record of ${newUser} in the audit log`, async () => {
+  await page.locator(tid('nav-audit')).click();
+  await page.locator(tid('audit-table')).waitFor({ state: 'visible' });
+  const search = page.locator(`input${tid('audit-search')}, ${tid('audit-search')} input`).first();
+  await search.fill(newUser);
+  await search.press('Enter');
+  const row = page.locator(`${tid('audit-table')} tr[data-testid^="audit-row-"]`).filter({ hasText: 'users.create' }).filter({ hasText: newUser });
+  await row.first().waitFor({ state: 'visible' });
+  await page.mouse.move(1200, 850);
+  await page.screenshot({ path: join(SHOTS, 'audit.png'), fullPage: true });
+});
+
+await browser.close();
+const notRun = failed ? ' (later steps not run)' : '';
+console.log(`screenshots in ${SHOTS}`);
+console.log(`browser e2e: ${passed} passed, ${failed} failed${notRun}`);
+process.exit(failed ? 1 : 0);

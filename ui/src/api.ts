@@ -1,0 +1,226 @@
+// API client for /api/v1 (see docs/api-v1.md): same-origin cookies, the CSRF header on
+// non-GET requests, and the `{error:{code,message,details}}` error shape turned into ApiError.
+// It does not render anything itself: the app registers hooks for errors and auth changes.
+
+export interface User {
+  /** The server uses numbers; treated as opaque. */
+  id: string | number;
+  username: string;
+  display_name: string;
+  email: string;
+  roles: string[];
+  disabled: boolean;
+  totp_enabled: boolean;
+  must_change_password: boolean;
+  language: string;
+  created_at: string;
+  last_login_at?: string | null;
+}
+
+export interface Me extends User {
+  permissions: string[];
+  csrf_token?: string;
+}
+
+export interface Role {
+  name: string;
+  description: string;
+  permissions: string[];
+  host_groups: string[];
+  builtin: boolean;
+}
+
+export interface Permission {
+  name: string;
+  description: string;
+}
+
+export interface Token {
+  id: string | number;
+  name: string;
+  prefix: string;
+  user: string;
+  created_at: string;
+  expires_at?: string | null;
+  last_used_at?: string | null;
+  token?: string;
+}
+
+export interface AuditRecord {
+  seq: number;
+  time: string;
+  actor: string;
+  action: string;
+  target: string;
+  source: string;
+  result: 'success' | 'failure';
+  status: number;
+  detail: unknown;
+}
+
+export interface Session {
+  id: string | number;
+  created_at: string;
+  last_seen_at: string;
+  source: string;
+  user_agent: string;
+  current: boolean;
+}
+
+export interface ModuleInfo {
+  key: string;
+  available: boolean;
+}
+
+export interface SystemInfo {
+  version: string;
+  started_at: string;
+  uptime_secs: number;
+  modules: ModuleInfo[];
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  page: number;
+  page_size: number;
+}
+
+export interface LoginAnswer {
+  csrf_token: string;
+  must_change_password: boolean;
+  user: Me;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  checked: number;
+  first_bad_seq?: number | null;
+  message: string;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: Record<string, unknown>;
+
+  constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details ?? {};
+  }
+}
+
+export interface RequestOptions {
+  /** Do not report the error through the global error hook (the caller shows it). */
+  silent?: boolean;
+  /** Do not treat 401 / 403 password_change_required as a change of the session. */
+  noAuthRedirect?: boolean;
+}
+
+interface Hooks {
+  onError: (err: ApiError) => void;
+  onUnauthenticated: () => void;
+  onPasswordChangeRequired: () => void;
+}
+
+let csrfToken: string | null = null;
+let hooks: Hooks = {
+  onError: () => undefined,
+  onUnauthenticated: () => undefined,
+  onPasswordChangeRequired: () => undefined,
+};
+
+export function setCsrfToken(token: string | null | undefined): void {
+  csrfToken = token ?? null;
+}
+
+export function setApiHooks(h: Partial<Hooks>): void {
+  hooks = { ...hooks, ...h };
+}
+
+export const API_BASE = '/api/v1';
+
+type Query = Record<string, string | number | boolean | null | undefined>;
+
+export function queryString(q?: Query): string {
+  if (!q) return '';
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined || v === null || v === '') continue;
+    params.set(k, String(v));
+  }
+  const s = params.toString();
+  return s ? `?${s}` : '';
+}
+
+async function request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
+
+  let res: Response;
+  try {
+    res = await fetch(API_BASE + path, {
+      method,
+      headers,
+      credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    const err = new ApiError(0, 'network_error', e instanceof Error ? e.message : String(e));
+    if (!opts.silent) hooks.onError(err);
+    throw err;
+  }
+
+  if (res.ok) {
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  let code = 'http_' + res.status;
+  let message = res.statusText || `HTTP ${res.status}`;
+  let details: Record<string, unknown> | undefined;
+  try {
+    const data = (await res.json()) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+    if (data?.error) {
+      code = data.error.code ?? code;
+      message = data.error.message ?? message;
+      details = data.error.details ?? undefined;
+    }
+  } catch {
+    // not JSON: keep the status text
+  }
+  const err = new ApiError(res.status, code, message, details);
+
+  if (!opts.noAuthRedirect) {
+    if (res.status === 401) {
+      hooks.onUnauthenticated();
+      throw err;
+    }
+    if (res.status === 403 && code === 'password_change_required') {
+      hooks.onPasswordChangeRequired();
+      throw err;
+    }
+  }
+  if (!opts.silent) hooks.onError(err);
+  throw err;
+}
+
+export const api = {
+  get: <T>(path: string, query?: Query, opts?: RequestOptions) => request<T>('GET', path + queryString(query), undefined, opts),
+  post: <T>(path: string, body?: unknown, opts?: RequestOptions) => request<T>('POST', path, body ?? {}, opts),
+  put: <T>(path: string, body?: unknown, opts?: RequestOptions) => request<T>('PUT', path, body ?? {}, opts),
+  del: <T = void>(path: string, opts?: RequestOptions) => request<T>('DELETE', path, undefined, opts),
+};
+
+export function hasPermission(me: Me | null | undefined, perm: string): boolean {
+  if (!me) return false;
+  const p = me.permissions ?? [];
+  if (p.includes(perm) || p.includes('*')) return true;
+  // a "<prefix>:*" grant covers every permission of the prefix
+  const prefix = perm.split(':')[0];
+  return p.includes(`${prefix}:*`);
+}
