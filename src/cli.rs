@@ -25,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: web UI, API and store
     Serve(ServeArgs),
+    /// Run the agent on a managed host
+    Agent(AgentArgs),
     /// Manage users directly in the store (with the server stopped)
     #[command(subcommand)]
     User(UserCmd),
@@ -80,6 +82,22 @@ pub struct ServeArgs {
     /// Do not start the embedded agent for this host
     #[arg(long)]
     pub no_local_agent: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The OMP server, https://HOST:PORT (the agent channel is always TLS)
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+    /// One-time enrollment token from the UI (Hosts → Add host); only for the first start
+    #[arg(long, value_name = "TOKEN")]
+    pub enroll_token: Option<String>,
+    /// Where the agent keeps its credential
+    #[arg(long, value_name = "DIR", default_value = "omp-agent-data")]
+    pub data_dir: PathBuf,
+    /// Enroll, then exit (the installer uses it before starting the service)
+    #[arg(long)]
+    pub enroll_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +208,7 @@ pub type Exit = i32;
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Serve(a) => serve(a),
+        Command::Agent(a) => agent(a),
         Command::User(c) => user(c),
         Command::Token(TokenCmd::Create {
             user,
@@ -326,6 +345,21 @@ fn serve(a: ServeArgs) -> anyhow::Result<Exit> {
         };
         crate::server::run(cfg, listener, opts, crate::server::shutdown_signal()).await
     })?;
+    Ok(0)
+}
+
+fn agent(a: AgentArgs) -> anyhow::Result<Exit> {
+    crate::init_logging(&crate::config::LogConfig::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let opts = crate::agent::AgentOptions {
+        server: a.server,
+        enroll_token: a.enroll_token,
+        data_dir: a.data_dir,
+        enroll_only: a.enroll_only,
+    };
+    rt.block_on(crate::agent::run(opts, crate::server::shutdown_signal()))?;
     Ok(0)
 }
 

@@ -14,6 +14,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
+    pub agent: AgentConfig,
+    pub exec: ExecConfig,
     pub log: LogConfig,
 }
 
@@ -31,6 +33,35 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     /// Start the embedded agent for the server's own host.
     pub local_agent: bool,
+    /// `https://HOST:PORT` agents use to reach this server (shown in enrollment commands);
+    /// by default taken from the address the browser used.
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Seconds between agent heartbeats; a host is offline after three missed ones.
+    pub heartbeat_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecConfig {
+    /// Finished remote-execution jobs kept (with their outputs, 64 KiB per host and stream).
+    pub history_jobs: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig { heartbeat_secs: 10 }
+    }
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        ExecConfig { history_jobs: 1000 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -74,6 +105,7 @@ impl Default for ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             secure_cookies: false,
             local_agent: true,
+            public_url: None,
         }
     }
 }
@@ -200,6 +232,20 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return bad("server.max_body_bytes", "must be at least 1024");
+        }
+        if !(1..=3600).contains(&self.agent.heartbeat_secs) {
+            return bad("agent.heartbeat_secs", "must be between 1 and 3600");
+        }
+        if self.exec.history_jobs == 0 {
+            return bad("exec.history_jobs", "must be at least 1");
+        }
+        if let Some(u) = &self.server.public_url
+            && !u.starts_with("https://")
+        {
+            return bad(
+                "server.public_url",
+                "must start with https:// (agents always use TLS)",
+            );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", "must be \"text\" or \"json\"");

@@ -1,17 +1,21 @@
 //! OMP, the Operation Management Platform: one binary that is the server, the agent, the
 //! console and the installer. The library holds every module; `main.rs` only calls [`cli`].
-//! Layers (lower never imports higher): `model` → `store` → `audit`, `auth` → `api`, `ui`,
-//! `cli` → `server`. See ARCHITECTURE.md.
+//! Layers (lower never imports higher): `model`, `proto` → `store`, `tls` → `audit`, `auth`,
+//! `hosts` → `api`, `ui`, `agent`, `cli` → `server`. See ARCHITECTURE.md.
 
+pub mod agent;
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod hosts;
 pub mod model;
+pub mod proto;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod ui;
 
 /// The version of this build.

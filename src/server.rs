@@ -12,6 +12,7 @@ use crate::api::{self, AppState};
 use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::hosts::Hosts;
 use crate::store::Store;
 
 /// Options of one server run beyond the config file.
@@ -43,7 +44,26 @@ pub async fn run(
     if let Some(b) = auth.bootstrap_admin(&data_dir, opts.admin_password.as_deref())? {
         announce_admin(&b);
     }
-    let state = AppState::new(auth.clone(), audit, store, Arc::new(config));
+    let identity = crate::tls::Identity::load_or_create(&data_dir)?;
+    let acceptor = crate::tls::Acceptor::new(&identity)?;
+    let hosts = Hosts::new(
+        store.clone(),
+        config.agent.heartbeat_secs,
+        config.exec.history_jobs,
+    );
+    let pins = api::Pins {
+        cert: identity.pin.clone(),
+        curl: identity.curl_pin.clone(),
+    };
+    let local_agent = config.server.local_agent;
+    let state = AppState::new(
+        auth.clone(),
+        audit,
+        hosts.clone(),
+        store,
+        pins,
+        Arc::new(config),
+    );
     let app = api::router(state);
 
     let addr = listener
@@ -55,13 +75,76 @@ pub async fn run(
     }
     tracing::info!(%addr, data_dir = %data_dir.display(), version = crate::VERSION, "OMP is serving.");
 
+    // Every background task is owned here and awaited after the server stops.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let janitor = tokio::spawn(session_janitor(auth, stop_rx));
-    let served = api::serve(listener, app, shutdown).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(session_janitor(auth, stop_rx.clone()));
+    tasks.spawn(hosts_ticker(hosts.clone(), stop_rx.clone()));
+    if local_agent {
+        tasks.spawn(run_local_agent(
+            hosts,
+            identity.pin.clone(),
+            data_dir.join("local-agent"),
+            addr,
+            stop_rx,
+        ));
+    }
+    let served = api::serve(listener, app, acceptor, shutdown).await;
     let _ = stop_tx.send(true);
-    let _ = janitor.await;
+    while tasks.join_next().await.is_some() {}
     tracing::info!("OMP stopped.");
     served.context("the HTTP server failed")
+}
+
+/// Marks silent agents offline and times out runs nobody answers, every second.
+async fn hosts_ticker(hosts: Hosts, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = every.tick() => hosts.tick(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The embedded agent: the server's own host, enrolled and connected like any other.
+async fn run_local_agent(
+    hosts: Hosts,
+    pin: String,
+    dir: PathBuf,
+    addr: std::net::SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v) if v.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(v) if v.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(v) => format!("[{v}]"),
+        ip => ip.to_string(),
+    };
+    let enrolled = dir.join("agent.json").exists();
+    let token = if enrolled {
+        None
+    } else {
+        match hosts.local_enroll_secret() {
+            Ok(secret) => Some(crate::proto::EnrollToken { pin, secret }.encode()),
+            Err(e) => {
+                tracing::error!(error = %e, "Cannot enroll the local agent.");
+                return;
+            }
+        }
+    };
+    let opts = crate::agent::AgentOptions {
+        server: format!("https://{ip}:{}", addr.port()),
+        enroll_token: token,
+        data_dir: dir,
+        enroll_only: false,
+    };
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    if let Err(e) = crate::agent::run(opts, stopped).await {
+        tracing::error!(error = %format!("{e:#}"), "The local agent stopped.");
+    }
 }
 
 /// Purges expired sessions every ten minutes until told to stop.

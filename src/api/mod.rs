@@ -38,15 +38,32 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct AppState {
     pub auth: Auth,
     pub audit: Audit,
+    pub hosts: crate::hosts::Hosts,
     pub store: Store,
+    /// What enrollment commands need to pin this server.
+    pub pins: Pins,
     pub config: Arc<Config>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     routes: Arc<HashMap<(Method, &'static str), RouteDef>>,
     openapi: Arc<serde_json::Value>,
 }
 
+/// The server's TLS pins: the certificate hash agents pin, and curl's public-key pin.
+#[derive(Debug, Clone, Default)]
+pub struct Pins {
+    pub cert: String,
+    pub curl: String,
+}
+
 impl AppState {
-    pub fn new(auth: Auth, audit: Audit, store: Store, config: Arc<Config>) -> Self {
+    pub fn new(
+        auth: Auth,
+        audit: Audit,
+        hosts: crate::hosts::Hosts,
+        store: Store,
+        pins: Pins,
+        config: Arc<Config>,
+    ) -> Self {
         let defs = routes::definitions();
         let openapi = Arc::new(openapi::document(&defs));
         let routes = defs
@@ -56,7 +73,9 @@ impl AppState {
         AppState {
             auth,
             audit,
+            hosts,
             store,
+            pins,
             config,
             started_at: chrono::Utc::now(),
             routes: Arc::new(routes),
@@ -82,6 +101,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/openapi.json", get(openapi_json))
+        .route("/api/agent/v1/connect", get(handlers::agent::connect))
+        .route(
+            "/api/agent/v1/install.sh",
+            get(handlers::agent::install_script),
+        )
+        .route("/api/agent/v1/binary", get(handlers::agent::binary))
         .merge(api)
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
@@ -316,16 +341,86 @@ pub(crate) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// How a request reached the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub tls: bool,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves. Each connection is sniffed: a TLS
+/// ClientHello (first byte 0x16) is served over TLS with the server identity (agents, and
+/// browsers using https://), anything else as plain HTTP on the same port.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
+    tls: crate::tls::Acceptor,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tower::ServiceExt;
+
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the others.
+                    tracing::warn!(error = %e, "Accepting a connection failed.");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            let peeked =
+                tokio::time::timeout(std::time::Duration::from_secs(10), tcp.peek(&mut first))
+                    .await;
+            let is_tls = match peeked {
+                Ok(Ok(1)) => first[0] == 0x16,
+                _ => return,
+            };
+            let svc = app.map_request(
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(addr));
+                    req.extensions_mut().insert(Transport { tls: is_tls });
+                    req
+                },
+            );
+            let svc = hyper_util::service::TowerToHyperService::new(svc);
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let result = if is_tls {
+                match tls.accept(tcp).await {
+                    Ok(stream) => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Err(e) => {
+                        tracing::debug!(%addr, error = %e, "TLS handshake failed.");
+                        return;
+                    }
+                }
+            } else {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+                watcher.watch(conn.into_owned()).await
+            };
+            if let Err(e) = result {
+                tracing::debug!(%addr, error = %e, "Connection ended with an error.");
+            }
+        });
+    }
+    // Let in-flight requests finish; long-lived sockets (agents) are cut after the grace.
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::AppState;
-use super::handlers::{audit, auth, system, tokens, users};
+use super::handlers::{audit, auth, hosts, system, tokens, users};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,6 +330,139 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             Perm("audit:read"),
             "Verify the audit hash chain",
             get(audit::verify),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/hosts",
+            "hosts.list",
+            Perm("hosts:read"),
+            "List hosts (q, status, group, label=k=v, page, page_size)",
+            get(hosts::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/hosts/enroll-tokens",
+            "hosts.enroll_tokens.create",
+            Perm("hosts:write"),
+            "Create a one-time enrollment token and the one-line install command",
+            post(hosts::create_enroll_token),
+        )
+        .body(&["ttl_minutes", "labels", "groups"]),
+        r(
+            Method::GET,
+            "/api/v1/hosts/enroll-tokens",
+            "hosts.enroll_tokens.list",
+            Perm("hosts:write"),
+            "Enrollment tokens (no secrets)",
+            get(hosts::list_enroll_tokens),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/hosts/enroll-tokens/{id}",
+            "hosts.enroll_tokens.revoke",
+            Perm("hosts:write"),
+            "Revoke an enrollment token",
+            delete(hosts::revoke_enroll_token),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/hosts/{id}",
+            "hosts.get",
+            Perm("hosts:read"),
+            "One host with inventory and status",
+            get(hosts::get_one),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/hosts/{id}",
+            "hosts.update",
+            Perm("hosts:write"),
+            "Set a host's labels and groups",
+            put(hosts::update),
+        )
+        .body(&["labels", "groups"]),
+        r(
+            Method::DELETE,
+            "/api/v1/hosts/{id}",
+            "hosts.delete",
+            Perm("hosts:write"),
+            "Delete a host and revoke its agent",
+            delete(hosts::delete_one),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/hosts/{id}/maintenance",
+            "hosts.maintenance.on",
+            Perm("hosts:write"),
+            "Put a host in maintenance",
+            put(hosts::maintenance_on),
+        )
+        .body(&["reason", "until"]),
+        r(
+            Method::DELETE,
+            "/api/v1/hosts/{id}/maintenance",
+            "hosts.maintenance.off",
+            Perm("hosts:write"),
+            "End a host's maintenance",
+            delete(hosts::maintenance_off),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/maintenance",
+            "maintenance.get",
+            Perm("hosts:read"),
+            "Global maintenance state",
+            get(hosts::global_maintenance),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/maintenance",
+            "maintenance.set",
+            Perm("hosts:write"),
+            "Turn global maintenance on or off",
+            put(hosts::set_global_maintenance),
+        )
+        .body(&["enabled", "reason", "until"]),
+        r(
+            Method::GET,
+            "/api/v1/host-groups",
+            "hosts.groups",
+            Perm("hosts:read"),
+            "Host groups with their host counts",
+            get(hosts::groups),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/exec",
+            "exec.run",
+            Perm("exec:run"),
+            "Run argv (or, with exec:shell, a shell command) on hosts",
+            post(hosts::exec),
+        )
+        .body(&["argv", "command", "targets", "timeout_secs"]),
+        r(
+            Method::GET,
+            "/api/v1/exec",
+            "exec.list",
+            Perm("exec:run"),
+            "Remote execution history, newest first",
+            get(hosts::jobs),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/exec/{id}",
+            "exec.get",
+            Perm("exec:run"),
+            "A job with live per-host output",
+            get(hosts::job),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/exec/{id}/cancel",
+            "exec.cancel",
+            Perm("exec:run"),
+            "Cancel a running job",
+            post(hosts::cancel),
         ),
     ];
     routes.into_iter().map(|r| (r.def, r.handler)).collect()

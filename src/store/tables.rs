@@ -22,7 +22,18 @@ pub const AUDIT: U64Table = U64Table::new("audit");
 /// Platform settings by key.
 pub const SETTINGS: StrTable = StrTable::new("settings");
 
-pub(super) const ALL_U64_TABLES: &[&U64Table] = &[&USERS, &AUDIT];
+/// Hosts by id.
+pub const HOSTS: U64Table = U64Table::new("hosts");
+/// Enrollment tokens by id.
+pub const ENROLL_TOKENS: StrTable = StrTable::new("enroll_tokens");
+/// SHA-256 of an enrollment secret → token id.
+pub const ENROLL_SECRETS: StrTable = StrTable::new("enroll_secrets");
+/// SHA-256 of an agent credential → host id.
+pub const AGENT_CREDS: StrTable = StrTable::new("agent_creds");
+/// Remote execution jobs by id.
+pub const JOBS: U64Table = U64Table::new("jobs");
+
+pub(super) const ALL_U64_TABLES: &[&U64Table] = &[&USERS, &AUDIT, &HOSTS, &JOBS];
 pub(super) const ALL_STR_TABLES: &[&StrTable] = &[
     &META,
     &USERNAMES,
@@ -31,4 +42,7 @@ pub(super) const ALL_STR_TABLES: &[&StrTable] = &[
     &TOKENS,
     &TOKEN_HASHES,
     &SETTINGS,
+    &ENROLL_TOKENS,
+    &ENROLL_SECRETS,
+    &AGENT_CREDS,
 ];

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{blocking, me_dto, time};
 use crate::api::error::ApiError;
 use crate::api::extract::JsonBody;
-use crate::api::{AppState, clear_cookie, no_content, noted, session_cookie};
+use crate::api::{AppState, Transport, clear_cookie, no_content, noted, session_cookie};
 use crate::auth::{LoginAttempt, Principal, ProfilePatch, Via};
 
 #[derive(Deserialize)]
@@ -24,6 +24,7 @@ pub(crate) struct LoginBody {
 pub(crate) async fn login(
     State(st): State<AppState>,
     ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    Extension(transport): Extension<Transport>,
     headers: HeaderMap,
     JsonBody(b): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
@@ -66,7 +67,10 @@ pub(crate) async fn login(
     let mut resp = axum::Json(body).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        session_cookie(&ok.cookie_secret, st.config.server.secure_cookies),
+        session_cookie(
+            &ok.cookie_secret,
+            st.config.server.secure_cookies || transport.tls,
+        ),
     );
     resp.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -1,8 +1,10 @@
 //! Route handlers, one file per area. Handlers translate between HTTP and the services;
 //! authentication, permissions and auditing already happened in `api::authz`.
 
+pub(super) mod agent;
 pub(super) mod audit;
 pub(super) mod auth;
+pub(super) mod hosts;
 pub(super) mod system;
 pub(super) mod tokens;
 pub(super) mod ui;

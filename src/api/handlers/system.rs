@@ -10,7 +10,7 @@ use crate::api::AppState;
 /// "not available yet" page for the others.
 pub(crate) const MODULES: &[(&str, bool)] = &[
     ("dashboard", true),
-    ("hosts", false),
+    ("hosts", true),
     ("applications", false),
     ("appstore", false),
     ("monitoring", false),

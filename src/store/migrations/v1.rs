@@ -3,10 +3,18 @@
 use super::super::*;
 
 pub(super) fn up(tx: &mut WriteTx) -> Result<(), StoreError> {
-    for t in ALL_U64_TABLES {
+    for t in [&USERS, &AUDIT] {
         tx.create_table_u64(t)?;
     }
-    for t in ALL_STR_TABLES {
+    for t in [
+        &META,
+        &USERNAMES,
+        &ROLES,
+        &SESSIONS,
+        &TOKENS,
+        &TOKEN_HASHES,
+        &SETTINGS,
+    ] {
         tx.create_table_str(t)?;
     }
     Ok(())

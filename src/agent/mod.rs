@@ -1,0 +1,402 @@
+//! `omp agent`: enrolls with a one-time token, then keeps one outbound WebSocket to the
+//! server over TLS pinned to the certificate named in the token, sends heartbeats and
+//! inventory, and runs the commands the server asks for. Reconnects with jittered backoff.
+//! It imports no HTTP server types; the server side of the channel is `api` + `hosts`.
+
+pub mod inventory;
+pub mod runner;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::proto::{self, AgentHello, AgentMsg, EnrollToken, ServerMsg, Welcome};
+
+/// Most commands an agent runs at once; more wait their turn.
+const MAX_CONCURRENT_EXEC: usize = 8;
+const STATE_FILE: &str = "agent.json";
+
+/// How to reach the server and where to keep state.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// `https://HOST:PORT` of the OMP server.
+    pub server: String,
+    pub enroll_token: Option<String>,
+    pub data_dir: PathBuf,
+    /// Enroll (or check the connection) and exit instead of serving.
+    pub enroll_only: bool,
+}
+
+/// What the agent keeps between runs (mode 0600).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    server: String,
+    pin: String,
+    host_id: u64,
+    credential: String,
+}
+
+/// Why a session ended.
+enum End {
+    /// Try again after a pause.
+    Retry(anyhow::Error),
+    /// Retrying cannot help.
+    Fatal(anyhow::Error),
+    /// The server deleted this host.
+    Revoked(String),
+    Shutdown,
+}
+
+/// Runs the agent until `shutdown` resolves or a fatal error.
+pub async fn run(
+    opts: AgentOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (host, port) = parse_server(&opts.server)?;
+    std::fs::create_dir_all(&opts.data_dir).with_context(|| {
+        format!(
+            "cannot create the agent data dir {}",
+            opts.data_dir.display()
+        )
+    })?;
+    let state_path = opts.data_dir.join(STATE_FILE);
+    let mut state = load_state(&state_path)?;
+    let token = match (&state, &opts.enroll_token) {
+        (Some(s), Some(_)) => {
+            tracing::info!(
+                host_id = s.host_id,
+                "Already enrolled; the enrollment token is not needed again."
+            );
+            None
+        }
+        (Some(_), None) => None,
+        (None, Some(t)) => Some(EnrollToken::parse(t).map_err(|e| anyhow!(e))?),
+        (None, None) => bail!(
+            "this agent is not enrolled yet: pass --enroll-token (from the OMP UI: Hosts → Add host)"
+        ),
+    };
+    let pin = state
+        .as_ref()
+        .map(|s| s.pin.clone())
+        .or_else(|| token.as_ref().map(|t| t.pin.clone()))
+        .unwrap_or_default();
+    let tls = crate::tls::pinned_client_config(&pin)?;
+    tokio::pin!(shutdown);
+    let mut backoff = 1u64;
+    loop {
+        let mut connected = false;
+        let session = session(
+            &host,
+            port,
+            tls.clone(),
+            &mut state,
+            token.as_ref(),
+            &opts,
+            &state_path,
+            &mut connected,
+        );
+        let end = tokio::select! {
+            e = session => e,
+            _ = &mut shutdown => End::Shutdown,
+        };
+        if connected {
+            backoff = 1;
+        }
+        match end {
+            End::Shutdown => return Ok(()),
+            End::Fatal(e) => return Err(e),
+            End::Revoked(why) => {
+                let _ = std::fs::remove_file(&state_path);
+                tracing::warn!(reason = %why, "The server revoked this agent; its credential was removed.");
+                bail!("revoked by the server: {why}");
+            }
+            End::Retry(e) => {
+                // Jitter spreads a fleet's reconnects after a server restart.
+                let wait = backoff as f64 * rand::thread_rng().gen_range(0.5..1.5);
+                tracing::warn!(error = %format!("{e:#}"), retry_in_secs = format!("{wait:.1}"), "Agent connection lost.");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {}
+                    _ = &mut shutdown => return Ok(()),
+                }
+                backoff = (backoff * 2).min(30);
+            }
+        }
+    }
+}
+
+/// One connection: connect, handshake, then serve until it breaks.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    host: &str,
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    state: &mut Option<State>,
+    token: Option<&EnrollToken>,
+    opts: &AgentOptions,
+    state_path: &Path,
+    connected: &mut bool,
+) -> End {
+    let tcp = match tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return End::Retry(anyhow!("cannot connect to {host}:{port}: {e}")),
+        Err(_) => return End::Retry(anyhow!("connecting to {host}:{port} timed out")),
+    };
+    let _ = tcp.set_nodelay(true);
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    let stream = match connector.connect(crate::tls::server_name(host), tcp).await {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = anyhow!("TLS handshake with {host}:{port} failed: {e}");
+            // Before enrollment a wrong key means a wrong server: stop instead of retrying.
+            return if state.is_none() {
+                End::Fatal(msg)
+            } else {
+                End::Retry(msg)
+            };
+        }
+    };
+    let url = format!("wss://{host}:{port}/api/agent/v1/connect");
+    let (mut ws, _) = match tokio_tungstenite::client_async(url, stream).await {
+        Ok(x) => x,
+        Err(e) => return End::Retry(anyhow!("WebSocket handshake failed: {e}")),
+    };
+    let inventory = inventory::collect();
+    let hello = match (&*state, token) {
+        (Some(s), _) => AgentHello::Hello {
+            version: crate::VERSION.into(),
+            protocol: proto::PROTOCOL,
+            host_id: s.host_id,
+            credential: s.credential.clone(),
+            inventory,
+        },
+        (None, Some(t)) => AgentHello::Enroll {
+            version: crate::VERSION.into(),
+            protocol: proto::PROTOCOL,
+            token_secret: t.secret.clone(),
+            inventory,
+        },
+        (None, None) => return End::Fatal(anyhow!("not enrolled and no enrollment token")),
+    };
+    if let Err(e) = send_json(&mut ws, &hello).await {
+        return End::Retry(e);
+    }
+    let welcome: Welcome = match tokio::time::timeout(Duration::from_secs(15), ws.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str(&t) {
+            Ok(w) => w,
+            Err(e) => return End::Retry(anyhow!("unexpected answer from the server: {e}")),
+        },
+        Ok(Some(Ok(other))) => {
+            return End::Retry(anyhow!("unexpected answer from the server: {other:?}"));
+        }
+        Ok(Some(Err(e))) => return End::Retry(anyhow!("connection failed: {e}")),
+        Ok(None) => return End::Retry(anyhow!("the server closed the connection")),
+        Err(_) => return End::Retry(anyhow!("the server did not answer the handshake")),
+    };
+    let heartbeat = match welcome {
+        Welcome::Enrolled {
+            host_id,
+            credential,
+            heartbeat_secs,
+            ..
+        } => {
+            let s = State {
+                server: opts.server.clone(),
+                pin: token.map(|t| t.pin.clone()).unwrap_or_default(),
+                host_id,
+                credential,
+            };
+            let text = match serde_json::to_string_pretty(&s) {
+                Ok(t) => t,
+                Err(e) => return End::Fatal(e.into()),
+            };
+            if let Err(e) = crate::auth::write_secret_file(state_path, &text) {
+                return End::Fatal(anyhow!(
+                    "cannot save the agent credential to {}: {e}",
+                    state_path.display()
+                ));
+            }
+            tracing::info!(host_id, "Enrolled.");
+            *state = Some(s);
+            heartbeat_secs
+        }
+        Welcome::Welcome {
+            host_id,
+            heartbeat_secs,
+            ..
+        } => {
+            tracing::info!(host_id, "Connected to the server.");
+            heartbeat_secs
+        }
+        Welcome::Refused { reason, retry } => {
+            let e = anyhow!("the server refused this agent: {reason}");
+            return if retry { End::Retry(e) } else { End::Fatal(e) };
+        }
+    };
+    *connected = true;
+    if opts.enroll_only {
+        let _ = ws.close(None).await;
+        return End::Shutdown;
+    }
+    serve(ws, heartbeat).await
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+async fn send_json<T: Serialize>(ws: &mut Ws, v: &T) -> anyhow::Result<()> {
+    let text = serde_json::to_string(v)?;
+    ws.send(Message::text(text))
+        .await
+        .map_err(|e| anyhow!("send failed: {e}"))
+}
+
+/// The connected loop: heartbeats, inventory refresh, commands.
+async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
+    let started = std::time::Instant::now();
+    let (out_tx, mut out_rx) = mpsc::channel::<AgentMsg>(256);
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_EXEC));
+    let mut cancels: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut beat = tokio::time::interval(Duration::from_secs(heartbeat_secs.max(1)));
+    let mut inventory_every = tokio::time::interval(Duration::from_secs(300));
+    inventory_every.tick().await;
+    loop {
+        tokio::select! {
+            _ = beat.tick() => {
+                let m = AgentMsg::Heartbeat { uptime_secs: started.elapsed().as_secs() };
+                if let Err(e) = send_json(&mut ws, &m).await { return End::Retry(e) }
+            }
+            _ = inventory_every.tick() => {
+                let inventory = match tokio::task::spawn_blocking(inventory::collect).await {
+                    Ok(i) => i,
+                    Err(_) => continue,
+                };
+                if let Err(e) = send_json(&mut ws, &AgentMsg::Inventory { inventory }).await { return End::Retry(e) }
+            }
+            Some(m) = out_rx.recv() => {
+                if let AgentMsg::ExecDone(d) = &m { cancels.remove(&d.job); }
+                if let Err(e) = send_json(&mut ws, &m).await { return End::Retry(e) }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            msg = ws.next() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None => return End::Retry(anyhow!("the server closed the connection")),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return End::Retry(anyhow!("connection failed: {e}")),
+                };
+                let msg: ServerMsg = match serde_json::from_str(&text) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Ignoring a message this agent does not understand.");
+                        continue;
+                    }
+                };
+                match msg {
+                    ServerMsg::Exec(req) => {
+                        let (ctx, crx) = oneshot::channel();
+                        cancels.insert(req.job, ctx);
+                        let out = out_tx.clone();
+                        let permits = permits.clone();
+                        tasks.spawn(async move {
+                            let Ok(_permit) = permits.acquire_owned().await else { return };
+                            runner::run(req, out, crx).await;
+                        });
+                    }
+                    ServerMsg::Cancel { job } => {
+                        if let Some(c) = cancels.remove(&job) { let _ = c.send(()); }
+                    }
+                    ServerMsg::Revoked { reason } => return End::Revoked(reason),
+                }
+            }
+        }
+    }
+}
+
+fn load_state(path: &Path) -> anyhow::Result<Option<State>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => serde_json::from_str(&t).map(Some).with_context(|| {
+            format!(
+                "the agent state {} is damaged: delete it and enroll again",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// `https://HOST[:PORT]` → (host, port); IPv6 in brackets.
+pub fn parse_server(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url.strip_prefix("https://").ok_or_else(|| {
+        anyhow!("--server must start with https:// (the agent channel is always TLS): {url}")
+    })?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| anyhow!("bad IPv6 address in {url}"))?;
+        (
+            h.to_string(),
+            after.strip_prefix(':').unwrap_or("19001").to_string(),
+        )
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.to_string()),
+            None => (authority.to_string(), "19001".to_string()),
+        }
+    };
+    if host.is_empty()
+        || host.starts_with('-')
+        || host.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        bail!("bad host in --server {url}");
+    }
+    let port: u16 = port
+        .parse()
+        .map_err(|_| anyhow!("bad port in --server {url}"))?;
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        assert_eq!(
+            parse_server("https://10.0.0.1:19001").unwrap(),
+            ("10.0.0.1".into(), 19001)
+        );
+        assert_eq!(
+            parse_server("https://omp.example/").unwrap(),
+            ("omp.example".into(), 19001)
+        );
+        assert_eq!(
+            parse_server("https://[::1]:8443").unwrap(),
+            ("::1".into(), 8443)
+        );
+        for bad in [
+            "http://x:1",
+            "https://:1",
+            "https://x:99999",
+            "https://-oProxy=x:1",
+            "x",
+        ] {
+            assert!(parse_server(bad).is_err(), "{bad}");
+        }
+    }
+}

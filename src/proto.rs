@@ -1,0 +1,275 @@
+//! The agent ↔ server protocol: versioned JSON messages over one WebSocket (TLS, pinned),
+//! the enrollment token format, and the version-compatibility rule. Sans-IO: only types,
+//! encoding and decisions; `agent` and `api` move the bytes.
+//!
+//! Enrollment token: `OMP1.<pin>.<secret>` where `pin` is the lowercase hex SHA-256 of the
+//! server's TLS certificate (DER) and `secret` a random hex string. The agent needs nothing
+//! else to refuse a server with another key (as k3s tokens carry the CA hash).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol revision; bumped on incompatible changes of the message set.
+pub const PROTOCOL: u32 = 1;
+
+/// The first message of every agent connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentHello {
+    /// First contact: trade a one-time enrollment token for a host id and credential.
+    Enroll {
+        version: String,
+        protocol: u32,
+        token_secret: String,
+        inventory: Inventory,
+    },
+    /// Every later connection.
+    Hello {
+        version: String,
+        protocol: u32,
+        host_id: u64,
+        credential: String,
+        inventory: Inventory,
+    },
+}
+
+/// What the server answers to [`AgentHello`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Welcome {
+    /// Enrollment accepted: keep `credential` (the server stores only its hash).
+    Enrolled {
+        host_id: u64,
+        credential: String,
+        heartbeat_secs: u64,
+        server_version: String,
+    },
+    /// Connection accepted.
+    Welcome {
+        host_id: u64,
+        heartbeat_secs: u64,
+        server_version: String,
+    },
+    /// Refused; `retry` false means retrying cannot help (bad token, revoked host,
+    /// incompatible version).
+    Refused { reason: String, retry: bool },
+}
+
+/// Messages from the agent after the handshake.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMsg {
+    Heartbeat {
+        uptime_secs: u64,
+    },
+    Inventory {
+        inventory: Inventory,
+    },
+    ExecStarted {
+        job: u64,
+    },
+    ExecOutput {
+        job: u64,
+        stream: Stream,
+        data: String,
+    },
+    ExecDone(ExecDone),
+}
+
+/// Messages from the server after the handshake.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Exec(ExecRequest),
+    Cancel {
+        job: u64,
+    },
+    /// The host was deleted: the agent stops and forgets its credential.
+    Revoked {
+        reason: String,
+    },
+}
+
+/// Run one command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecRequest {
+    pub job: u64,
+    /// The program and its arguments; never joined into a shell string.
+    pub argv: Vec<String>,
+    pub timeout_secs: u64,
+    /// Most output bytes per stream the agent sends; the rest is counted, not sent.
+    pub max_output_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecDone {
+    pub job: u64,
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    /// `ok`, `failed` (non-zero exit), `timeout`, `cancelled` or `error` (could not start).
+    pub outcome: String,
+    pub error: Option<String>,
+    /// Output bytes not sent because of `max_output_bytes`.
+    pub dropped_bytes: u64,
+}
+
+/// A host's inventory as the agent reads it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Inventory {
+    pub hostname: String,
+    pub machine_id: String,
+    pub os: String,
+    pub kernel: String,
+    pub arch: String,
+    pub cpus: u32,
+    pub memory_bytes: u64,
+    pub disks: Vec<Disk>,
+    pub ips: Vec<String>,
+    pub uptime_secs: u64,
+    pub extra: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Disk {
+    pub mount: String,
+    pub fs: String,
+    pub size_bytes: u64,
+    pub avail_bytes: u64,
+}
+
+/// A parsed enrollment token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollToken {
+    /// Hex SHA-256 of the server certificate (DER).
+    pub pin: String,
+    pub secret: String,
+}
+
+impl EnrollToken {
+    pub fn encode(&self) -> String {
+        format!("OMP1.{}.{}", self.pin, self.secret)
+    }
+
+    pub fn parse(s: &str) -> Result<EnrollToken, String> {
+        let mut parts = s.trim().split('.');
+        let (Some("OMP1"), Some(pin), Some(secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("not an OMP enrollment token (expected OMP1.<pin>.<secret>): copy it again from the UI".into());
+        };
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        if pin.len() != 64 || !hex(pin) {
+            return Err(
+                "the enrollment token's server pin is damaged: copy it again from the UI".into(),
+            );
+        }
+        if secret.len() < 32 || !hex(secret) {
+            return Err(
+                "the enrollment token's secret is damaged: copy it again from the UI".into(),
+            );
+        }
+        Ok(EnrollToken {
+            pin: pin.into(),
+            secret: secret.into(),
+        })
+    }
+}
+
+/// `major.minor` of a version string like `1.4.2`.
+fn major_minor(v: &str) -> Option<(u64, u64)> {
+    let mut it = v.split(['.', '-', '+']);
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// A server accepts agents of the same major version at most one minor version apart, so a
+/// fleet can be upgraded gradually; the protocol revision must match exactly.
+pub fn compatible(server: &str, agent: &str, agent_protocol: u32) -> Result<(), String> {
+    if agent_protocol != PROTOCOL {
+        return Err(format!(
+            "agent speaks protocol {agent_protocol}, server speaks {PROTOCOL}: upgrade the agent"
+        ));
+    }
+    match (major_minor(server), major_minor(agent)) {
+        (Some((sm, sn)), Some((am, an))) if sm == am && sn.abs_diff(an) <= 1 => Ok(()),
+        _ => Err(format!(
+            "agent version {agent} is not compatible with server {server} (same major, at most one minor apart): upgrade the agent"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_compatibility() {
+        let cases = [
+            ("1.4.0", "1.4.9", true),
+            ("1.4.0", "1.3.0", true),
+            ("1.4.0", "1.5.2", true),
+            ("1.4.0", "1.2.0", false),
+            ("1.4.0", "2.4.0", false),
+            ("0.1.0", "0.1.0-rc1", true),
+            ("1.4.0", "garbage", false),
+        ];
+        for (s, a, ok) in cases {
+            assert_eq!(compatible(s, a, PROTOCOL).is_ok(), ok, "{s} vs {a}");
+        }
+        assert!(compatible("1.0.0", "1.0.0", PROTOCOL + 1).is_err());
+    }
+
+    #[test]
+    fn enroll_token_round_trip_and_damage() {
+        let t = EnrollToken {
+            pin: "a".repeat(64),
+            secret: "b".repeat(40),
+        };
+        assert_eq!(EnrollToken::parse(&t.encode()).unwrap(), t);
+        for bad in [
+            "",
+            "OMP2.x.y",
+            &format!("OMP1.{}.short", "a".repeat(64)),
+            &format!("OMP1.{}.{}", "A".repeat(64), "b".repeat(40)),
+            &format!("OMP1.{}.{}.z", "a".repeat(64), "b".repeat(40)),
+        ] {
+            assert!(EnrollToken::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_are_tagged_json() {
+        let m = AgentMsg::ExecOutput {
+            job: 3,
+            stream: Stream::Stderr,
+            data: "x".into(),
+        };
+        let s = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            s,
+            r#"{"type":"exec_output","job":3,"stream":"stderr","data":"x"}"#
+        );
+        assert_eq!(serde_json::from_str::<AgentMsg>(&s).unwrap(), m);
+        let w: Welcome =
+            serde_json::from_str(r#"{"type":"refused","reason":"r","retry":false}"#).unwrap();
+        assert_eq!(
+            w,
+            Welcome::Refused {
+                reason: "r".into(),
+                retry: false
+            }
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! Schema version 2: hosts and agents (hosts, enrollment tokens, agent credentials, jobs).
+
+use super::super::*;
+
+pub(super) fn up(tx: &mut WriteTx) -> Result<(), StoreError> {
+    for t in [&HOSTS, &JOBS] {
+        tx.create_table_u64(t)?;
+    }
+    for t in [&ENROLL_TOKENS, &ENROLL_SECRETS, &AGENT_CREDS] {
+        tx.create_table_str(t)?;
+    }
+    Ok(())
+}
