@@ -159,7 +159,7 @@ impl Filter {
             && self
                 .action
                 .as_deref()
-                .is_none_or(|a| r.action.starts_with(a))
+                .is_none_or(|a| action_matches(&r.action, a))
             && self.result.is_none_or(|x| r.result == x)
             && self.since.is_none_or(|t| r.time >= t)
             && self.until.is_none_or(|t| r.time < t)
@@ -170,6 +170,15 @@ impl Filter {
                     || has(&r.source, q)
                     || has(&r.detail, q)
             })
+    }
+}
+
+/// `users.create` matches exactly; `users.` or `users.*` match every action under `users`.
+fn action_matches(action: &str, filter: &str) -> bool {
+    match filter.strip_suffix('*') {
+        Some(prefix) => action.starts_with(prefix),
+        None if filter.ends_with('.') => action.starts_with(filter),
+        None => action == filter,
     }
 }
 

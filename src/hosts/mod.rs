@@ -153,14 +153,14 @@ impl Hosts {
     pub fn create_enroll_token(
         &self,
         created_by: &str,
-        ttl_minutes: u64,
+        ttl_secs: u64,
         labels: BTreeMap<String, String>,
         groups: Vec<String>,
     ) -> Result<(EnrollTokenRecord, String)> {
-        if !(1..=7 * 24 * 60).contains(&ttl_minutes) {
+        if !(1..=7 * 24 * 3600).contains(&ttl_secs) {
             return Err(Error::validation(
                 "ttl_minutes",
-                "ttl_minutes must be between 1 and 10080 (a week)",
+                "the token lifetime must be between 1 second and a week",
             ));
         }
         let labels = check_labels(labels)?;
@@ -171,7 +171,7 @@ impl Hosts {
             id: random_hex(6),
             created_by: created_by.to_string(),
             created_at: t,
-            expires_at: t + ttl_minutes as i64 * 60,
+            expires_at: t + ttl_secs as i64,
             used_at: None,
             used_by_host: None,
             labels,
@@ -621,7 +621,7 @@ impl Hosts {
     /// Creates (or finds) the host record of the server's own embedded agent and returns a
     /// fresh enrollment secret for it, so the local agent enrolls like any other.
     pub fn local_enroll_secret(&self) -> Result<String> {
-        let (_, secret) = self.create_enroll_token("system", 10, BTreeMap::new(), vec![])?;
+        let (_, secret) = self.create_enroll_token("system", 600, BTreeMap::new(), vec![])?;
         Ok(secret)
     }
 }
@@ -719,7 +719,7 @@ mod tests {
     fn enrollment_is_one_time_and_credentials_work() {
         let (_d, hosts) = service();
         let (_, secret) = hosts
-            .create_enroll_token("admin", 5, BTreeMap::new(), vec!["web".into()])
+            .create_enroll_token("admin", 300, BTreeMap::new(), vec!["web".into()])
             .unwrap();
         assert!(hosts.enroll_secret_valid(&secret).unwrap());
         let (w, id) = hosts.handshake(enroll_msg(&secret, crate::VERSION), crate::VERSION);
@@ -776,7 +776,7 @@ mod tests {
     fn incompatible_agents_and_bad_tokens_are_refused() {
         let (_d, hosts) = service();
         let (_, secret) = hosts
-            .create_enroll_token("admin", 5, BTreeMap::new(), vec![])
+            .create_enroll_token("admin", 300, BTreeMap::new(), vec![])
             .unwrap();
         let (w, _) = hosts.handshake(enroll_msg(&secret, "99.0.0"), crate::VERSION);
         assert!(
@@ -796,10 +796,14 @@ mod tests {
                 .is_err()
         );
         let bad = BTreeMap::from([("-x".to_string(), "1".to_string())]);
-        assert!(hosts.create_enroll_token("admin", 5, bad, vec![]).is_err());
         assert!(
             hosts
-                .create_enroll_token("admin", 5, BTreeMap::new(), vec!["a b".into()])
+                .create_enroll_token("admin", 300, bad, vec![])
+                .is_err()
+        );
+        assert!(
+            hosts
+                .create_enroll_token("admin", 300, BTreeMap::new(), vec!["a b".into()])
                 .is_err()
         );
     }
@@ -809,7 +813,7 @@ mod tests {
         let (_d, hosts) = service();
         for g in ["a", "b"] {
             let (_, s) = hosts
-                .create_enroll_token("admin", 5, BTreeMap::new(), vec![g.into()])
+                .create_enroll_token("admin", 300, BTreeMap::new(), vec![g.into()])
                 .unwrap();
             hosts.handshake(enroll_msg(&s, crate::VERSION), crate::VERSION);
         }

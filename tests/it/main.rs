@@ -5,5 +5,6 @@
 
 mod browser;
 mod foundation;
+mod hosts;
 mod tidy;
 mod util;

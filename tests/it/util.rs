@@ -340,3 +340,111 @@ pub fn user_with_role(s: &TestServer, admin: &Client, name: &str, role: &str) ->
     assert_eq!(a.status, 204, "{}", a.text);
     c
 }
+
+/// A running `omp agent` process.
+pub struct AgentProc {
+    pub dir: tempfile::TempDir,
+    child: Child,
+    pub stderr: Arc<Mutex<String>>,
+    events: mpsc::Receiver<String>,
+}
+
+impl AgentProc {
+    /// Starts an agent for `server` (a TestServer base URL, http://…) with `token`
+    /// (None: reuse the state in `dir`).
+    pub fn start(
+        server: &TestServer,
+        token: Option<&str>,
+        dir: Option<tempfile::TempDir>,
+    ) -> AgentProc {
+        let dir = dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+        let https = server.base.replace("http://", "https://");
+        let mut cmd = Command::new(omp_bin());
+        cmd.args(["agent", "--server", &https, "--data-dir"])
+            .arg(dir.path())
+            .env("OMP_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(t) = token {
+            cmd.args(["--enroll-token", t]);
+        }
+        let mut child = cmd.spawn().expect("spawn omp agent");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, events) = mpsc::channel::<String>();
+        let err = child.stderr.take().unwrap();
+        let buf = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                buf.lock().unwrap().push_str(&(line.clone() + "\n"));
+                let _ = tx.send(line);
+            }
+        });
+        AgentProc {
+            dir,
+            child,
+            stderr,
+            events,
+        }
+    }
+
+    /// Waits for a log line containing `needle` (or the process ending); true when seen.
+    pub fn wait_for(&self, needle: &str) -> bool {
+        loop {
+            match self.events.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains(needle) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        for _ in 0..600 {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the agent and returns its data dir (to restart it).
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        self.kill();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` every 50 ms until it returns Some or `secs` pass. For waiting on state that
+/// changes asynchronously (a host going offline), not for start-up.
+pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -86,15 +86,19 @@ async fn session(st: AppState, mut socket: WebSocket, addr: SocketAddr) {
         let a = st.audit.clone();
         let _ = tokio::task::spawn_blocking(move || a.append(entry)).await;
     }
-    if !send(&mut socket, &welcome).await {
-        return;
-    }
     let Some(host_id) = host else {
+        let _ = send(&mut socket, &welcome).await;
         let _ = socket.send(Message::Close(None)).await;
         return;
     };
+    // Registered before the welcome, so the host is online by the time the agent knows it
+    // is connected.
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(256);
     let conn = st.hosts.attach(host_id, tx);
+    if !send(&mut socket, &welcome).await {
+        st.hosts.detach(host_id, conn);
+        return;
+    }
     loop {
         tokio::select! {
             m = socket.recv() => match m {

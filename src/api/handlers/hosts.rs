@@ -274,6 +274,9 @@ pub(crate) async fn groups(
 pub(crate) struct EnrollBody {
     #[serde(default)]
     ttl_minutes: Option<u64>,
+    /// Finer than minutes, for scripts and tests; wins over `ttl_minutes`.
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -316,10 +319,13 @@ pub(crate) async fn create_enroll_token(
     let url = public_url(&st, &headers)?;
     let hosts = st.hosts.clone();
     let who = p.user.username.clone();
-    let (rec, secret) = blocking(move || {
-        hosts.create_enroll_token(&who, b.ttl_minutes.unwrap_or(60), b.labels, b.groups)
-    })
-    .await?;
+    let ttl_secs = match (b.ttl_seconds, b.ttl_minutes) {
+        (Some(s), _) => s,
+        (None, Some(m)) => m.saturating_mul(60),
+        (None, None) => 3600,
+    };
+    let (rec, secret) =
+        blocking(move || hosts.create_enroll_token(&who, ttl_secs, b.labels, b.groups)).await?;
     let token = crate::proto::EnrollToken {
         pin: st.pins.cert.clone(),
         secret,
@@ -352,7 +358,7 @@ pub(crate) async fn create_enroll_token(
     Ok(noted(
         resp,
         format!("enrollment token {}", rec.id),
-        format!("expires {}", time(rec.expires_at)),
+        format!("expires {}", time(rec.expires_at).as_str().unwrap_or("")),
     ))
 }
 
