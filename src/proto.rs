@@ -75,6 +75,17 @@ pub enum AgentMsg {
         data: String,
     },
     ExecDone(ExecDone),
+    /// Output of an interactive terminal.
+    TermOutput {
+        term: u64,
+        data: String,
+    },
+    /// The terminal's shell ended (or could not start: `error`).
+    TermExit {
+        term: u64,
+        code: Option<i32>,
+        error: Option<String>,
+    },
 }
 
 /// Messages from the server after the handshake.
@@ -84,6 +95,24 @@ pub enum ServerMsg {
     Exec(ExecRequest),
     Cancel {
         job: u64,
+    },
+    /// Open an interactive shell on a PTY of `cols` × `rows`.
+    TermOpen {
+        term: u64,
+        cols: u16,
+        rows: u16,
+    },
+    TermInput {
+        term: u64,
+        data: String,
+    },
+    TermResize {
+        term: u64,
+        cols: u16,
+        rows: u16,
+    },
+    TermClose {
+        term: u64,
     },
     /// The host was deleted: the agent stops and forgets its credential.
     Revoked {

@@ -48,6 +48,7 @@ pub async fn run(
     let acceptor = crate::tls::Acceptor::new(&identity)?;
     let hosts = Hosts::new(
         store.clone(),
+        &data_dir,
         config.agent.heartbeat_secs,
         config.exec.history_jobs,
     );
@@ -101,7 +102,7 @@ async fn hosts_ticker(hosts: Hosts, mut stop: tokio::sync::watch::Receiver<bool>
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = every.tick() => hosts.tick(),
+            _ = every.tick() => hosts.tick().await,
             _ = stop.changed() => return,
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod inventory;
 pub mod runner;
+pub mod terminal;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -269,6 +270,7 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
     let (out_tx, mut out_rx) = mpsc::channel::<AgentMsg>(256);
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_EXEC));
     let mut cancels: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
+    let mut terms: HashMap<u64, terminal::Term> = HashMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut beat = tokio::time::interval(Duration::from_secs(heartbeat_secs.max(1)));
     let mut inventory_every = tokio::time::interval(Duration::from_secs(300));
@@ -288,6 +290,7 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
             }
             Some(m) = out_rx.recv() => {
                 if let AgentMsg::ExecDone(d) = &m { cancels.remove(&d.job); }
+                if let AgentMsg::TermExit { term, .. } = &m { terms.remove(term); }
                 if let Err(e) = send_json(&mut ws, &m).await { return End::Retry(e) }
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -320,6 +323,24 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
                         if let Some(c) = cancels.remove(&job) { let _ = c.send(()); }
                     }
                     ServerMsg::Revoked { reason } => return End::Revoked(reason),
+                    ServerMsg::TermOpen { term, cols, rows } => {
+                        match terminal::Term::open(term, cols, rows, out_tx.clone()) {
+                            Ok(t) => { terms.insert(term, t); }
+                            Err(e) => {
+                                let m = AgentMsg::TermExit { term, code: None, error: Some(format!("cannot open a terminal: {e}")) };
+                                if let Err(e) = send_json(&mut ws, &m).await { return End::Retry(e) }
+                            }
+                        }
+                    }
+                    ServerMsg::TermInput { term, data } => {
+                        if let Some(t) = terms.get_mut(&term) { t.input(&data); }
+                    }
+                    ServerMsg::TermResize { term, cols, rows } => {
+                        if let Some(t) = terms.get(&term) { t.resize(cols, rows); }
+                    }
+                    ServerMsg::TermClose { term } => {
+                        if let Some(t) = terms.get_mut(&term) { t.close(); }
+                    }
                 }
             }
         }

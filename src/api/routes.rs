@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::AppState;
-use super::handlers::{audit, auth, hosts, system, tokens, users};
+use super::handlers::{audit, auth, hosts, system, terminal, tokens, users};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -463,6 +463,47 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             Perm("exec:run"),
             "Cancel a running job",
             post(hosts::cancel),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/hosts/{id}/terminal",
+            "terminals.open",
+            Perm("terminal:open"),
+            "Open a recorded web terminal on a host",
+            post(terminal::open),
+        )
+        .body(&["cols", "rows"]),
+        r(
+            Method::GET,
+            "/api/v1/terminals/{id}/ws",
+            "terminals.attach",
+            Perm("terminal:open"),
+            "The terminal's WebSocket (attach or reattach)",
+            get(terminal::socket),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/terminals/{id}",
+            "terminals.close",
+            Perm("terminal:open"),
+            "Close one's own terminal",
+            delete(terminal::close),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/terminals",
+            "terminals.list",
+            Perm("audit:read"),
+            "Terminal sessions, newest first",
+            get(terminal::list),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/terminals/{id}/recording",
+            "terminals.recording",
+            Perm("audit:read"),
+            "A terminal session's asciicast v2 recording",
+            get(terminal::recording),
         ),
     ];
     routes.into_iter().map(|r| (r.def, r.handler)).collect()

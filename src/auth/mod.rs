@@ -382,6 +382,39 @@ impl Auth {
         }
     }
 
+    /// True while the login behind `via` still exists (a terminal session ends with it).
+    pub fn still_valid(&self, via: &Via) -> bool {
+        let t = now();
+        let idle = self.cfg.session_idle_minutes as i64 * 60;
+        let absolute = self.cfg.session_absolute_hours as i64 * 3600;
+        let r = self.store.read(|tx| match via {
+            Via::Session { key, .. } => Ok(tx
+                .get::<Session>(&SESSIONS, key)?
+                .is_some_and(|s| t - s.last_seen_at <= idle && t - s.created_at <= absolute)),
+            Via::Token { id } => Ok(tx
+                .get::<ApiToken>(&TOKENS, id)?
+                .is_some_and(|k| k.expires_at.is_none_or(|e| e > t))),
+        });
+        r.unwrap_or(false)
+    }
+
+    /// Marks a session used (a terminal being typed in counts as activity).
+    pub fn touch(&self, via: &Via) {
+        let Via::Session { key, .. } = via else {
+            return;
+        };
+        let t = now();
+        let _ = self.store.write(|tx| {
+            if let Some(mut s) = tx.get::<Session>(&SESSIONS, key)?
+                && t - s.last_seen_at >= 60
+            {
+                s.last_seen_at = t;
+                tx.put(&SESSIONS, key, &s)?;
+            }
+            Ok::<_, Error>(())
+        });
+    }
+
     /// Ends one session (logout).
     pub fn logout(&self, session_key: &str) -> Result<()> {
         self.store.write(|tx| tx.delete(&SESSIONS, session_key))?;

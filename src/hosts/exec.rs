@@ -447,10 +447,11 @@ impl Hosts {
         })
     }
 
-    /// Periodic upkeep: silent agents go offline, overdue runs time out.
-    pub fn tick(&self) {
+    /// Periodic upkeep: silent agents go offline, overdue runs time out, abandoned terminals end.
+    pub async fn tick(&self) {
         self.reap_silent();
         self.jobs.expire(now());
+        self.reap_terminals().await;
     }
 
     fn resolve(&self, grants: &Grants, t: &Targets, perm: &str) -> Result<Vec<HostRecord>> {

@@ -4,6 +4,7 @@
 //! (`api` turns a socket into [`Hosts::handshake`] + [`Hosts::attach`] + [`Hosts::on_message`]).
 
 pub mod exec;
+pub mod terminal;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -114,6 +115,8 @@ pub struct Hosts {
     live: Arc<Mutex<Live>>,
     guards: Arc<Mutex<Vec<DeleteGuard>>>,
     pub(crate) jobs: exec::JobTable,
+    terms: Arc<Mutex<terminal::Terminals>>,
+    data_dir: std::path::PathBuf,
     heartbeat_secs: u64,
 }
 
@@ -128,8 +131,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 const SETTING_MAINTENANCE: &str = "maintenance";
 
 impl Hosts {
-    pub fn new(store: Store, heartbeat_secs: u64, history_jobs: usize) -> Self {
+    pub fn new(
+        store: Store,
+        data_dir: &std::path::Path,
+        heartbeat_secs: u64,
+        history_jobs: usize,
+    ) -> Self {
         Hosts {
+            terms: terminal::Terminals::new(),
+            data_dir: data_dir.to_path_buf(),
             jobs: exec::JobTable::new(store.clone(), history_jobs),
             store,
             live: Arc::default(),
@@ -381,6 +391,7 @@ impl Hosts {
                 host_id,
                 "the agent disconnected before the command finished",
             );
+            self.host_terminals_lost(host_id);
             let t = now();
             let _ = self.store.write(|tx| {
                 if let Some(mut h) = tx.get_u64::<HostRecord>(&HOSTS, host_id)? {
@@ -413,6 +424,11 @@ impl Hosts {
                 self.jobs.output(job, host_id, stream, &data)
             }
             AgentMsg::ExecDone(done) => self.jobs.done(host_id, done),
+            AgentMsg::TermOutput { term, data } => self.terminal_output(host_id, term, data),
+            AgentMsg::TermExit { term, code, error } => {
+                let reason = error.unwrap_or_else(|| "the shell exited".into());
+                self.end_terminal(term, code, &reason);
+            }
         }
     }
 
@@ -700,7 +716,8 @@ mod tests {
     fn service() -> (tempfile::TempDir, Hosts) {
         let d = tempfile::tempdir().unwrap();
         let store = Store::open(d.path()).unwrap();
-        (d, Hosts::new(store, 10, 100))
+        let hosts = Hosts::new(store, d.path(), 10, 100);
+        (d, hosts)
     }
 
     fn enroll_msg(secret: &str, version: &str) -> AgentHello {

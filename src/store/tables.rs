@@ -32,8 +32,10 @@ pub const ENROLL_SECRETS: StrTable = StrTable::new("enroll_secrets");
 pub const AGENT_CREDS: StrTable = StrTable::new("agent_creds");
 /// Remote execution jobs by id.
 pub const JOBS: U64Table = U64Table::new("jobs");
+/// Web terminal sessions (their recordings are files in `DATA_DIR/recordings/`).
+pub const TERMINALS: U64Table = U64Table::new("terminals");
 
-pub(super) const ALL_U64_TABLES: &[&U64Table] = &[&USERS, &AUDIT, &HOSTS, &JOBS];
+pub(super) const ALL_U64_TABLES: &[&U64Table] = &[&USERS, &AUDIT, &HOSTS, &JOBS, &TERMINALS];
 pub(super) const ALL_STR_TABLES: &[&StrTable] = &[
     &META,
     &USERNAMES,

@@ -99,6 +99,108 @@ export interface VerifyResult {
   message: string;
 }
 
+// ---------------------------------------------------------------- hosts and remote execution
+
+export interface Maintenance {
+  enabled: boolean;
+  by?: string;
+  since?: string;
+  until?: string | null;
+  reason?: string;
+}
+
+export interface Disk {
+  mount: string;
+  fs: string;
+  size_bytes: number;
+  avail_bytes: number;
+}
+
+export interface Host {
+  id: string | number;
+  hostname: string;
+  status: 'online' | 'offline';
+  last_seen_at?: string | null;
+  enrolled_at: string;
+  agent_version: string;
+  os: string;
+  kernel: string;
+  arch: string;
+  cpus: number;
+  memory_bytes: number;
+  disks: Disk[];
+  ips: string[];
+  uptime_secs: number;
+  labels: Record<string, string>;
+  groups: string[];
+  maintenance?: Maintenance | null;
+  /** Not in the contract; shown when the server sends it. */
+  machine_id?: string | null;
+}
+
+export interface HostGroup {
+  name: string;
+  hosts: number;
+}
+
+export interface EnrollTokenCreated {
+  id: string | number;
+  token: string;
+  command: string;
+  expires_at: string;
+}
+
+export interface EnrollToken {
+  id: string | number;
+  created_by: string;
+  created_at: string;
+  expires_at: string;
+  used_at?: string | null;
+  /** The id of the host that used the token (the server sends the id). */
+  used_by_host?: string | number | null;
+  labels: Record<string, string>;
+  groups: string[];
+}
+
+export type JobState = 'running' | 'done' | 'cancelled';
+export type JobHostState = 'pending' | 'running' | 'ok' | 'failed' | 'timeout' | 'cancelled' | 'offline' | 'error';
+
+export interface ExecTargets {
+  hosts?: (string | number)[];
+  groups?: string[];
+  labels?: Record<string, string>;
+  all?: boolean;
+}
+
+export interface JobSummary {
+  id: string | number;
+  created_by: string;
+  created_at: string;
+  argv?: string[] | null;
+  command?: string | null;
+  state: JobState;
+  hosts_total: number;
+  hosts_ok: number;
+  hosts_failed: number;
+}
+
+export interface JobHost {
+  host_id: string | number;
+  hostname: string;
+  state: JobHostState;
+  exit_code?: number | null;
+  duration_ms?: number | null;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  error?: string | null;
+}
+
+export interface Job extends JobSummary {
+  timeout_secs: number;
+  hosts: JobHost[];
+}
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;

@@ -50,7 +50,7 @@ export interface ModuleDef {
 
 export const MODULES: ModuleDef[] = [
   { key: 'dashboard', path: '/', icon: <DashboardOutlined />, hasPage: true },
-  { key: 'hosts', path: '/hosts', icon: <CloudServerOutlined />, hasPage: false },
+  { key: 'hosts', path: '/hosts', icon: <CloudServerOutlined />, hasPage: true },
   { key: 'applications', path: '/applications', icon: <AppstoreOutlined />, hasPage: false },
   { key: 'appstore', path: '/appstore', icon: <ShopOutlined />, hasPage: false },
   { key: 'monitoring', path: '/monitoring', icon: <LineChartOutlined />, hasPage: false },
@@ -69,6 +69,8 @@ export const MODULES: ModuleDef[] = [
 
 export interface SystemState {
   info: SystemInfo | null;
+  /** GET /system/info failed (info stays null). */
+  failed?: boolean;
   reload: () => void;
 }
 

@@ -1,9 +1,10 @@
-//! Schema version 2: hosts and agents (hosts, enrollment tokens, agent credentials, jobs).
+//! Schema version 2: hosts and agents (hosts, enrollment tokens, agent credentials, jobs,
+//! terminal sessions).
 
 use super::super::*;
 
 pub(super) fn up(tx: &mut WriteTx) -> Result<(), StoreError> {
-    for t in [&HOSTS, &JOBS] {
+    for t in [&HOSTS, &JOBS, &TERMINALS] {
         tx.create_table_u64(t)?;
     }
     for t in [&ENROLL_TOKENS, &ENROLL_SECRETS, &AGENT_CREDS] {

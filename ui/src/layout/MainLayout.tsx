@@ -13,7 +13,7 @@ import { Navigate, Route, Routes, useLocation, useNavigate } from 'react-router-
 import { api, type SystemInfo } from '../api';
 import { useT } from '../i18n';
 import { useSession } from '../session';
-import { MODULES, SystemContext, moduleUsable, type SystemState } from '../modules';
+import { MODULES, SystemContext, moduleUsable, useSystem, type ModuleKey, type SystemState } from '../modules';
 import { LangSwitch, LogoMark } from '../components/common';
 
 const DashboardPage = lazy(() => import('../pages/Dashboard'));
@@ -22,6 +22,7 @@ const AuditPage = lazy(() => import('../pages/Audit'));
 const TokensPage = lazy(() => import('../pages/Tokens'));
 const ProfilePage = lazy(() => import('../pages/Profile'));
 const UnavailablePage = lazy(() => import('../pages/Unavailable'));
+const HostsModule = lazy(() => import('../pages/Hosts'));
 
 const COLLAPSE_KEY = 'omp.menuCollapsed';
 
@@ -38,15 +39,19 @@ export default function MainLayout() {
     }
   });
   const [info, setInfo] = useState<SystemInfo | null>(null);
+  const [infoFailed, setInfoFailed] = useState(false);
 
   const reload = useCallback(() => {
     api
       .get<SystemInfo>('/system/info')
-      .then(setInfo)
-      .catch(() => undefined);
+      .then((i) => {
+        setInfo(i);
+        setInfoFailed(false);
+      })
+      .catch(() => setInfoFailed(true));
   }, []);
   useEffect(reload, [reload]);
-  const system = useMemo<SystemState>(() => ({ info, reload }), [info, reload]);
+  const system = useMemo<SystemState>(() => ({ info, failed: infoFailed, reload }), [info, infoFailed, reload]);
 
   const toggle = () => {
     const c = !collapsed;
@@ -175,6 +180,14 @@ export default function MainLayout() {
                 <Route path="/audit" element={<AuditPage />} />
                 <Route path="/tokens" element={<TokensPage />} />
                 <Route path="/profile" element={<ProfilePage />} />
+                <Route
+                  path="/hosts/*"
+                  element={
+                    <ModuleGate moduleKey="hosts">
+                      <HostsModule />
+                    </ModuleGate>
+                  }
+                />
                 <Route path="/login" element={<Navigate to="/" replace />} />
                 {MODULES.filter((d) => !d.hasPage).map((d) => (
                   <Route key={d.key} path={d.path} element={<UnavailablePage moduleKey={d.key} />} />
@@ -187,4 +200,22 @@ export default function MainLayout() {
       </Layout>
     </SystemContext.Provider>
   );
+}
+
+/**
+ * Shows a module's page only when the server offers the module (GET /system/info); an older
+ * server that reports it unavailable gets the honest "not available yet" page instead.
+ */
+function ModuleGate({ moduleKey, children }: { moduleKey: ModuleKey; children: React.ReactNode }) {
+  const { info, failed } = useSystem();
+  const def = MODULES.find((d) => d.key === moduleKey);
+  if (!info && !failed) {
+    return (
+      <div style={{ padding: 80, textAlign: 'center' }}>
+        <Spin />
+      </div>
+    );
+  }
+  if (!def || !moduleUsable(info, def)) return <UnavailablePage moduleKey={moduleKey} />;
+  return <>{children}</>;
 }

@@ -10,7 +10,7 @@ import { fmtTime, useCan, useSession } from '../session';
 import { MODULES, moduleUsable, useSystem, type ModuleKey } from '../modules';
 
 /** The permission a module's page needs, where it needs one. */
-const PAGE_PERMISSION: Partial<Record<ModuleKey, string>> = { users: 'users:read', audit: 'audit:read' };
+const PAGE_PERMISSION: Partial<Record<ModuleKey, string>> = { hosts: 'hosts:read', users: 'users:read', audit: 'audit:read' };
 
 function fmtUptime(secs: number, zh: boolean): string {
   const d = Math.floor(secs / 86400);

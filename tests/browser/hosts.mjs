@@ -1,0 +1,195 @@
+// Browser test of the Hosts pages of the OMP web UI against a running server.
+//
+//   OMP_URL=http://127.0.0.1:45678 OMP_ADMIN_PASSWORD=... [OMP_ADMIN_USER=admin]
+//   [OMP_EXPECT_HOST=hostname] [OMP_HOST_WAIT_SECS=90]
+//   [OMP_SCREENSHOT_DIR=dir] [CHROMIUM_PATH=/usr/bin/chromium] node hosts.mjs
+//
+// Signs in as the admin, opens Hosts, clicks "Add host" and reads the enrollment command.
+// With OMP_EXPECT_HOST (a host the caller enrolled) it waits until that host shows online in
+// the table, opens Remote execution, runs argv `uname` `-s` on it and waits for `Linux` in the
+// result. Saves hosts.png and exec.png. Stops at the first failed step; prints
+// `browser hosts: N passed, K failed`.
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.OMP_URL ?? '').replace(/\/+$/, '');
+const USER = process.env.OMP_ADMIN_USER || 'admin';
+const PASSWORD = process.env.OMP_ADMIN_PASSWORD ?? '';
+const EXPECT_HOST = process.env.OMP_EXPECT_HOST ?? '';
+const HOST_WAIT = Number(process.env.OMP_HOST_WAIT_SECS || 90) * 1000;
+const SHOTS = process.env.OMP_SCREENSHOT_DIR || join(tmpdir(), 'omp-e2e-screenshots');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const STEP_TIMEOUT = 30_000;
+
+if (!BASE || !PASSWORD) {
+  console.error('browser hosts: set OMP_URL and OMP_ADMIN_PASSWORD');
+  console.log('browser hosts: 0 passed, 1 failed');
+  process.exit(1);
+}
+mkdirSync(SHOTS, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+function withTimeout(promise, ms, name) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`step "${name}" took longer than ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+} catch (e) {
+  console.error(`browser hosts: cannot start Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH): ${String(e).split('\n')[0]}`);
+  console.log('browser hosts: 0 passed, 1 failed');
+  process.exit(1);
+}
+const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US' });
+const page = await context.newPage();
+page.setDefaultTimeout(STEP_TIMEOUT);
+const pageErrors = [];
+page.on('pageerror', (e) => pageErrors.push(String(e)));
+page.on('console', (m) => {
+  if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
+});
+
+async function step(name, fn, timeout = STEP_TIMEOUT) {
+  if (failed) return;
+  const t0 = Date.now();
+  try {
+    await withTimeout(fn(), timeout + 5_000, name);
+    passed += 1;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed += 1;
+    console.log(`FAIL ${name}: ${e instanceof Error ? e.message.split('\n')[0] : e}`);
+    const shot = join(SHOTS, `failure-hosts-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`);
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+    console.log(`     page: ${page.url()}; screenshot: ${shot}`);
+    if (pageErrors.length) console.log(`     browser errors:\n       ${pageErrors.slice(-5).join('\n       ')}`);
+  }
+}
+
+function expect(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+await step(`sign in as ${USER}`, async () => {
+  const res = await page.goto(BASE + '/', { waitUntil: 'domcontentloaded' });
+  expect(res && res.ok(), `GET / answered ${res?.status()}`);
+  await page.locator(tid('login-username')).fill(USER);
+  await page.locator(tid('login-password')).fill(PASSWORD);
+  await page.locator(tid('login-submit')).click();
+  const outcome = await Promise.race([
+    page.locator(tid('main-menu')).waitFor({ state: 'visible' }).then(() => 'menu'),
+    page.locator(tid('forced-password')).waitFor({ state: 'visible' }).then(() => 'forced'),
+    page.locator(tid('login-error')).waitFor({ state: 'visible' }).then(() => 'error'),
+  ]);
+  if (outcome === 'error') throw new Error(`sign-in refused: ${await page.locator(tid('login-error')).innerText()}`);
+  expect(outcome === 'menu', 'the server asks the admin to change the password first (was OMP_ADMIN_PASSWORD set?)');
+  await page.locator(tid('dashboard')).waitFor({ state: 'visible' });
+});
+
+await step('open Hosts', async () => {
+  await page.locator(tid('nav-hosts')).click();
+  const outcome = await Promise.race([
+    page.locator(tid('hosts-table')).waitFor({ state: 'visible' }).then(() => 'table'),
+    page.locator(tid('unavailable-hosts')).waitFor({ state: 'visible' }).then(() => 'unavailable'),
+  ]);
+  expect(outcome === 'table', 'the Hosts page says the module is not available (GET /system/info reports hosts unavailable)');
+});
+
+await step('Add host shows an enrollment command', async () => {
+  await page.locator(tid('hosts-add')).click();
+  await page.locator(tid('enroll-create')).click();
+  const cmd = page.locator(tid('enroll-command'));
+  await cmd.waitFor({ state: 'visible' });
+  const text = (await cmd.innerText()).trim();
+  expect(text.length > 10, `the enrollment command looks empty: ${JSON.stringify(text)}`);
+  console.log(`     enroll command: ${text.length > 140 ? text.slice(0, 140) + '…' : text}`);
+  await page.locator(tid('enroll-tab-tokens')).click();
+  await page.locator(`${tid('enroll-tokens-table')} tr[data-testid^="enroll-token-row-"]`).first().waitFor({ state: 'visible' });
+  await page.locator(tid('enroll-close')).click();
+  await page.locator(tid('enroll-close')).waitFor({ state: 'hidden' });
+});
+
+if (EXPECT_HOST) {
+  await step(
+    `see ${EXPECT_HOST} online in the hosts table`,
+    async () => {
+      // the table refreshes itself every 5 s
+      const online = page.locator(`${tid(`host-row-${EXPECT_HOST}`)} ${tid('host-status')}[data-status="online"]`);
+      await online.waitFor({ state: 'visible', timeout: HOST_WAIT });
+    },
+    HOST_WAIT,
+  );
+}
+
+await step('screenshot the hosts page', async () => {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.mouse.move(1400, 880);
+  await page.screenshot({ path: join(SHOTS, 'hosts.png'), fullPage: true });
+});
+
+await step('open Remote execution', async () => {
+  await page.locator(tid('tab-exec')).click();
+  await page.locator(tid('exec-argv')).waitFor({ state: 'visible' });
+  await page.locator(tid('exec-targets')).waitFor({ state: 'visible' });
+});
+
+if (EXPECT_HOST) {
+  await step(`run uname -s on ${EXPECT_HOST}`, async () => {
+    await page.locator(tid('exec-targets')).click();
+    await page.keyboard.type(EXPECT_HOST);
+    await page.locator(tid(`exec-target-option-${EXPECT_HOST}`)).click();
+    await page.keyboard.press('Escape');
+    await page.locator(tid('exec-argv')).fill('uname\n-s');
+    await page.locator(tid('exec-run')).click();
+    await page.locator(tid('exec-result')).waitFor({ state: 'visible' });
+    await page.locator(tid(`exec-result-row-${EXPECT_HOST}`)).waitFor({ state: 'visible' });
+  });
+
+  await step(`see Linux in the result of ${EXPECT_HOST}`, async () => {
+    const out = page.locator(`${tid(`exec-output-${EXPECT_HOST}`)} ${tid('exec-stdout')}`).filter({ hasText: 'Linux' });
+    await out.waitFor({ state: 'visible', timeout: 60_000 });
+    const state = await page.locator(`${tid(`exec-result-row-${EXPECT_HOST}`)} ${tid('job-host-state')}`).getAttribute('data-state');
+    expect(state === 'ok', `the host's state is ${state}, not ok`);
+    await page.locator(`${tid('exec-result')}[data-state="done"]`).waitFor({ state: 'visible' });
+    // the finished job shows up in the history
+    await page.locator(`${tid('exec-history')} tr[data-testid^="exec-history-row-"]`).first().waitFor({ state: 'visible' });
+  }, 65_000);
+}
+
+await step('screenshot the remote execution page', async () => {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.mouse.move(1400, 880);
+  await page.screenshot({ path: join(SHOTS, 'exec.png'), fullPage: true });
+});
+
+await browser.close();
+const notRun = failed ? ' (later steps not run)' : '';
+console.log(`screenshots in ${SHOTS}`);
+console.log(`browser hosts: ${passed} passed, ${failed} failed${notRun}`);
+process.exit(failed ? 1 : 0);
