@@ -6,5 +6,6 @@
 mod browser;
 mod foundation;
 mod hosts;
+mod terminal;
 mod tidy;
 mod util;
