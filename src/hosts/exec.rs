@@ -212,7 +212,7 @@ impl JobTable {
     }
 
     fn finish(&self, job: u64) {
-        let Some(mut j) = lock(&self.running).remove(&job) else {
+        let Some(mut j) = lock(&self.running).get(&job).cloned() else {
             return;
         };
         j.state = if j.cancel_requested {
@@ -220,9 +220,11 @@ impl JobTable {
         } else {
             JobState::Done
         };
+        // Store first, then forget: a reader in between must never see the stale stored copy.
         if let Err(e) = self.persist(&j) {
             tracing::error!(job, error = %e, "Cannot store a finished job.");
         }
+        lock(&self.running).remove(&job);
     }
 
     fn persist(&self, j: &Job) -> Result<()> {
