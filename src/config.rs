@@ -16,6 +16,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub agent: AgentConfig,
     pub exec: ExecConfig,
+    pub files: FilesConfig,
     pub log: LogConfig,
 }
 
@@ -55,6 +56,21 @@ pub struct ExecConfig {
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig { heartbeat_secs: 10 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Largest file uploaded to or downloaded from a host, in bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        FilesConfig {
+            max_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 

@@ -86,6 +86,18 @@ pub enum AgentMsg {
         code: Option<i32>,
         error: Option<String>,
     },
+    /// A chunk of a file being downloaded from the host (base64).
+    FileData {
+        xfer: u64,
+        data: String,
+    },
+    /// A file transfer ended: `error` is None on success.
+    FileDone {
+        xfer: u64,
+        error: Option<String>,
+        size: u64,
+        sha256: String,
+    },
 }
 
 /// Messages from the server after the handshake.
@@ -114,10 +126,59 @@ pub enum ServerMsg {
     TermClose {
         term: u64,
     },
+    /// Start writing a file: chunks follow, then `FilePutEnd`.
+    FilePut(FilePut),
+    FileChunk {
+        xfer: u64,
+        data: String,
+    },
+    FilePutEnd {
+        xfer: u64,
+    },
+    /// Send a file back in `FileData` chunks, refusing files over `max_bytes`.
+    FileGet {
+        xfer: u64,
+        path: String,
+        max_bytes: u64,
+    },
     /// The host was deleted: the agent stops and forgets its credential.
     Revoked {
         reason: String,
     },
+}
+
+/// Where and how to write an uploaded file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FilePut {
+    pub xfer: u64,
+    /// Absolute path without `..`.
+    pub path: String,
+    /// Octal permission bits, e.g. 0o644.
+    pub mode: u32,
+    /// `user[:group]` (names or numbers); None keeps the agent's own.
+    pub owner: Option<String>,
+    pub size: u64,
+    /// Hex SHA-256 the written bytes must have.
+    pub sha256: String,
+}
+
+/// A path an agent may read or write: absolute, no `..`, no NUL, not the root itself.
+pub fn check_remote_path(path: &str) -> Result<(), String> {
+    let p = std::path::Path::new(path);
+    if !p.is_absolute() || path.len() > 4096 || path.contains('\0') {
+        return Err(format!(
+            "the path must be absolute (start with /): {path:?}"
+        ));
+    }
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("the path must not contain ..: {path:?}"));
+    }
+    if p.file_name().is_none() {
+        return Err(format!("the path must name a file: {path:?}"));
+    }
+    Ok(())
 }
 
 /// Run one command.
@@ -275,6 +336,24 @@ mod tests {
             &format!("OMP1.{}.{}.z", "a".repeat(64), "b".repeat(40)),
         ] {
             assert!(EnrollToken::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn remote_paths() {
+        for ok in ["/etc/hosts", "/tmp/a b", "/x/.hidden"] {
+            assert!(check_remote_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "etc/hosts",
+            "/tmp/../etc/shadow",
+            "/",
+            "",
+            "-rf",
+            "/a/..",
+            "/a\0b",
+        ] {
+            assert!(check_remote_path(bad).is_err(), "{bad:?}");
         }
     }
 

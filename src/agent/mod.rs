@@ -3,6 +3,7 @@
 //! inventory, and runs the commands the server asks for. Reconnects with jittered backoff.
 //! It imports no HTTP server types; the server side of the channel is `api` + `hosts`.
 
+pub mod files;
 pub mod inventory;
 pub mod runner;
 pub mod terminal;
@@ -271,6 +272,7 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_EXEC));
     let mut cancels: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
     let mut terms: HashMap<u64, terminal::Term> = HashMap::new();
+    let mut uploads = files::Uploads::default();
     let mut tasks = tokio::task::JoinSet::new();
     let mut beat = tokio::time::interval(Duration::from_secs(heartbeat_secs.max(1)));
     let mut inventory_every = tokio::time::interval(Duration::from_secs(300));
@@ -337,6 +339,24 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
                     }
                     ServerMsg::TermResize { term, cols, rows } => {
                         if let Some(t) = terms.get(&term) { t.resize(cols, rows); }
+                    }
+                    ServerMsg::FilePut(put) => {
+                        if let Some(m) = uploads.begin(put)
+                            && let Err(e) = send_json(&mut ws, &m).await { return End::Retry(e) }
+                    }
+                    ServerMsg::FileChunk { xfer, data } => {
+                        if let Some(m) = uploads.chunk(xfer, &data)
+                            && let Err(e) = send_json(&mut ws, &m).await { return End::Retry(e) }
+                    }
+                    ServerMsg::FilePutEnd { xfer } => {
+                        if let Some(m) = uploads.end(xfer)
+                            && let Err(e) = send_json(&mut ws, &m).await { return End::Retry(e) }
+                    }
+                    ServerMsg::FileGet { xfer, path, max_bytes } => {
+                        let out = out_tx.clone();
+                        tasks.spawn(async move {
+                            let _ = tokio::task::spawn_blocking(move || files::send_file(xfer, &path, max_bytes, &out)).await;
+                        });
                     }
                     ServerMsg::TermClose { term } => {
                         if let Some(t) = terms.get_mut(&term) { t.close(); }

@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::AppState;
-use super::handlers::{audit, auth, hosts, system, terminal, tokens, users};
+use super::handlers::{audit, auth, files, hosts, system, terminal, tokens, users};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -505,6 +505,23 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             "A terminal session's asciicast v2 recording",
             get(terminal::recording),
         ),
+        r(
+            Method::PUT,
+            "/api/v1/hosts/{id}/files",
+            "files.upload",
+            Perm("files:transfer"),
+            "Upload a file to a host (raw body; ?path=&mode=0644&owner=user:group; optional X-Content-SHA256)",
+            put(files::upload),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/hosts/{id}/files/download",
+            "files.download",
+            Perm("files:transfer"),
+            "Download a file from a host",
+            post(files::download),
+        )
+        .body(&["path"]),
     ];
     routes.into_iter().map(|r| (r.def, r.handler)).collect()
 }

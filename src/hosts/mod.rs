@@ -4,6 +4,7 @@
 //! (`api` turns a socket into [`Hosts::handshake`] + [`Hosts::attach`] + [`Hosts::on_message`]).
 
 pub mod exec;
+pub mod files;
 pub mod terminal;
 
 use std::collections::{BTreeMap, HashMap};
@@ -116,6 +117,7 @@ pub struct Hosts {
     guards: Arc<Mutex<Vec<DeleteGuard>>>,
     pub(crate) jobs: exec::JobTable,
     terms: Arc<Mutex<terminal::Terminals>>,
+    xfers: Arc<Mutex<files::Transfers>>,
     data_dir: std::path::PathBuf,
     heartbeat_secs: u64,
 }
@@ -139,6 +141,7 @@ impl Hosts {
     ) -> Self {
         Hosts {
             terms: terminal::Terminals::new(),
+            xfers: files::Transfers::new(),
             data_dir: data_dir.to_path_buf(),
             jobs: exec::JobTable::new(store.clone(), history_jobs),
             store,
@@ -392,6 +395,7 @@ impl Hosts {
                 "the agent disconnected before the command finished",
             );
             self.host_terminals_lost(host_id);
+            self.host_transfers_lost(host_id);
             let t = now();
             let _ = self.store.write(|tx| {
                 if let Some(mut h) = tx.get_u64::<HostRecord>(&HOSTS, host_id)? {
@@ -425,6 +429,13 @@ impl Hosts {
             }
             AgentMsg::ExecDone(done) => self.jobs.done(host_id, done),
             AgentMsg::TermOutput { term, data } => self.terminal_output(host_id, term, data),
+            AgentMsg::FileData { xfer, data } => self.file_data(host_id, xfer, &data),
+            AgentMsg::FileDone {
+                xfer,
+                error,
+                size,
+                sha256,
+            } => self.file_done(host_id, xfer, error, size, sha256),
             AgentMsg::TermExit { term, code, error } => {
                 let reason = error.unwrap_or_else(|| "the shell exited".into());
                 self.end_terminal(term, code, &reason);

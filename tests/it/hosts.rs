@@ -509,3 +509,117 @@ fn one_line_install_command_enrolls_a_host() {
     eventually(10, || (status(&admin, id) == "offline").then_some(()))
         .expect("offline after the agent stops");
 }
+
+#[test]
+fn file_transfer_checksums_limits_and_bad_paths() {
+    let s = TestServer::start_with(
+        &[
+            ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("OMP_AGENT__HEARTBEAT_SECS", "1"),
+            ("OMP_FILES__MAX_BYTES", "100000"),
+        ],
+        None,
+    );
+    let admin = s.admin();
+    let (_agent, id) = enrolled(&s, &admin, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("app.conf");
+    let target_s = target.to_str().unwrap().to_string();
+    let content: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let q = |p: &str, extra: &str| {
+        format!(
+            "/api/v1/hosts/{id}/files?path={}{extra}",
+            p.replace('/', "%2F")
+        )
+    };
+
+    let a = admin.send_raw("PUT", &q(&target_s, "&mode=0600"), content.clone(), &[]);
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["size"], 70_000);
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let sha = a.body["sha256"].as_str().unwrap().to_string();
+
+    // Downloaded back, byte for byte, with the checksum in a header.
+    let d = admin.send(
+        "POST",
+        &format!("/api/v1/hosts/{id}/files/download"),
+        Some(&json!({"path": target_s})),
+        &[],
+    );
+    assert_eq!(d.status, 200);
+    assert_eq!(
+        d.headers.get("x-content-sha256").unwrap().to_str().unwrap(),
+        sha
+    );
+
+    // A damaged upload (checksum header mismatch) changes nothing.
+    let a = admin.send_raw(
+        "PUT",
+        &q(&target_s, ""),
+        b"evil".to_vec(),
+        &[("x-content-sha256", &"0".repeat(64))],
+    );
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+
+    // Bad paths never reach the disk.
+    for (path, code) in [
+        (format!("{}/../escape", dir.path().display()), 422),
+        ("relative/file".to_string(), 422),
+        (format!("{}/no/such/dir/f", dir.path().display()), 409),
+    ] {
+        let a = admin.send_raw("PUT", &q(&path, ""), b"x".to_vec(), &[]);
+        assert_eq!(a.status, code, "{path}: {}", a.text);
+    }
+    assert!(!dir.path().parent().unwrap().join("escape").exists());
+    let a = admin.send(
+        "POST",
+        &format!("/api/v1/hosts/{id}/files/download"),
+        Some(&json!({"path": dir.path()})),
+        &[],
+    );
+    assert_eq!(a.status, 409);
+    assert!(a.text.contains("not a regular file"), "{}", a.text);
+
+    // Size limits both ways.
+    let a = admin.send_raw("PUT", &q(&target_s, ""), vec![0u8; 100_001], &[]);
+    assert_eq!(a.status, 413, "{}", a.text);
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![1u8; 100_001]).unwrap();
+    let a = admin.send(
+        "POST",
+        &format!("/api/v1/hosts/{id}/files/download"),
+        Some(&json!({"path": big})),
+        &[],
+    );
+    assert_eq!(a.status, 409);
+    assert!(a.text.contains("more than the limit"), "{}", a.text);
+    // Unknown owners are refused after writing nothing.
+    let a = admin.send_raw(
+        "PUT",
+        &q(
+            &format!("{}/owned", dir.path().display()),
+            "&owner=no-such-user",
+        ),
+        b"x".to_vec(),
+        &[],
+    );
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert!(!dir.path().join("owned").exists());
+
+    // Permission and audit.
+    let viewer = user_with_role(&s, &admin, "val", "viewer");
+    assert_eq!(
+        viewer
+            .send_raw("PUT", &q(&target_s, ""), b"x".to_vec(), &[])
+            .status,
+        403
+    );
+    let audit = admin.get("/api/v1/audit?action=files.").body;
+    assert!(audit["total"].as_u64().unwrap() >= 8, "{audit}");
+}

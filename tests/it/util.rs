@@ -208,6 +208,25 @@ impl Client {
         body: Option<&Value>,
         extra: &[(&str, &str)],
     ) -> Answer {
+        let mut headers: Vec<(&str, &str)> = extra.to_vec();
+        let payload = match body {
+            Some(v) => {
+                headers.push(("content-type", "application/json"));
+                serde_json::to_vec(v).unwrap()
+            }
+            None => Vec::new(),
+        };
+        self.send_raw(method, path, payload, &headers)
+    }
+
+    /// A request with a raw body.
+    pub fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        payload: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let mut b = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path));
@@ -227,13 +246,6 @@ impl Client {
         for (k, v) in extra {
             b = b.header(*k, *v);
         }
-        let payload = match body {
-            Some(v) => {
-                b = b.header("content-type", "application/json");
-                serde_json::to_vec(v).unwrap()
-            }
-            None => Vec::new(),
-        };
         let req = b.body(payload).unwrap();
         let mut resp = self
             .agent

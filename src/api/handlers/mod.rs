@@ -4,6 +4,7 @@
 pub(super) mod agent;
 pub(super) mod audit;
 pub(super) mod auth;
+pub(super) mod files;
 pub(super) mod hosts;
 pub(super) mod system;
 pub(super) mod terminal;
