@@ -8,7 +8,12 @@ use crate::util::*;
 #[test]
 fn first_start_generates_a_password_that_must_be_changed() {
     let s = TestServer::start_with(&[], None);
-    let out = s.stdout.lock().unwrap().clone();
+    // The banner is printed before the ready line, but read by another thread: wait for it.
+    let out = eventually(10, || {
+        let out = s.stdout.lock().unwrap().clone();
+        out.contains("password: ").then_some(out)
+    })
+    .unwrap_or_default();
     let pw = out
         .lines()
         .find_map(|l| l.trim().strip_prefix("password: "))

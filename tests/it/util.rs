@@ -357,6 +357,7 @@ pub fn user_with_role(s: &TestServer, admin: &Client, name: &str, role: &str) ->
 pub struct AgentProc {
     pub dir: tempfile::TempDir,
     child: Child,
+    reader: Option<std::thread::JoinHandle<()>>,
     pub stderr: Arc<Mutex<String>>,
     events: mpsc::Receiver<String>,
 }
@@ -386,7 +387,7 @@ impl AgentProc {
         let (tx, events) = mpsc::channel::<String>();
         let err = child.stderr.take().unwrap();
         let buf = stderr.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 buf.lock().unwrap().push_str(&(line.clone() + "\n"));
                 let _ = tx.send(line);
@@ -395,6 +396,7 @@ impl AgentProc {
         AgentProc {
             dir,
             child,
+            reader: Some(reader),
             stderr,
             events,
         }
@@ -415,6 +417,10 @@ impl AgentProc {
     pub fn wait_exit(&mut self) -> Option<i32> {
         for _ in 0..600 {
             if let Ok(Some(s)) = self.child.try_wait() {
+                // The log is complete once the reader has seen the pipe close.
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
                 return s.code();
             }
             std::thread::sleep(Duration::from_millis(50));
