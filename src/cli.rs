@@ -42,6 +42,9 @@ pub enum Command {
     /// Logical dump and load of the whole store
     #[command(subcommand)]
     Store(StoreCmd),
+    /// Measure this build (see the README's Performance section)
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Print the version
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -98,6 +101,19 @@ pub struct AgentArgs {
     /// Enroll, then exit (the installer uses it before starting the service)
     #[arg(long)]
     pub enroll_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Start a server and N simulated agents; report RSS, exec fan-out and terminal echo
+    Agents {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 20)]
+        exec_rounds: usize,
+        #[arg(long, default_value_t = 500)]
+        echo_rounds: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -295,6 +311,22 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             let s = crate::store::Store::open(&cfg.server.data_dir)?;
             let rows = s.import(&mut std::io::BufReader::new(f))?;
             eprintln!("imported {rows} rows into {}", s.path().display());
+            Ok(0)
+        }
+        Command::Bench(BenchCmd::Agents {
+            count,
+            exec_rounds,
+            echo_rounds,
+        }) => {
+            crate::init_logging(&crate::config::LogConfig {
+                level: "warn".into(),
+                format: "text".into(),
+            });
+            crate::bench::run(crate::bench::BenchOptions {
+                count,
+                exec_rounds,
+                echo_rounds,
+            })?;
             Ok(0)
         }
         Command::Version => {

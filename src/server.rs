@@ -39,6 +39,7 @@ pub async fn run(
     opts: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    raise_nofile_limit();
     let data_dir = config.server.data_dir.clone();
     let (store, audit, auth) = open_services(&config)?;
     if let Some(b) = auth.bootstrap_admin(&data_dir, opts.admin_password.as_deref())? {
@@ -52,6 +53,14 @@ pub async fn run(
         config.agent.heartbeat_secs,
         config.exec.history_jobs,
     );
+    match hosts.end_orphan_terminals() {
+        Ok(n) if n > 0 => tracing::warn!(
+            sessions = n,
+            "Terminal sessions left open by the last run were marked ended."
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "Cannot close terminal sessions of the last run."),
+    }
     let pins = api::Pins {
         cert: identity.pin.clone(),
         curl: identity.curl_pin.clone(),
@@ -145,6 +154,24 @@ async fn run_local_agent(
     };
     if let Err(e) = crate::agent::run(opts, stopped).await {
         tracing::error!(error = %format!("{e:#}"), "The local agent stopped.");
+    }
+}
+
+/// Raises this process's open-file limit to its hard limit: every agent holds a socket,
+/// and the usual soft limit of 1024 would cap a site at about a thousand hosts.
+pub fn raise_nofile_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (lim.current, lim.maximum)
+        && cur < max
+    {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(max),
+                maximum: Some(max),
+            },
+        );
     }
 }
 

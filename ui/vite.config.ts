@@ -33,6 +33,8 @@ export default defineConfig({
         codeSplitting: {
           groups: [
             { name: 'react', test: /node_modules[\\/](react|react-dom|scheduler|react-router|react-router-dom)[\\/]/, priority: 20 },
+            // xterm.js: only the terminal page and the replay player (both lazy) load it
+            { name: 'xterm', test: /node_modules[\\/]@xterm[\\/]|src[\\/]components[\\/]xterm\.ts$/, priority: 15 },
             { name: 'antd', test: /node_modules[\\/](antd|@ant-design|@rc-component|rc-[^\\/]+|@emotion|dayjs|@babel[\\/]runtime|classnames|clsx)[\\/]/, priority: 10 },
           ],
         },

@@ -6,6 +6,7 @@
 pub mod files;
 pub mod inventory;
 pub mod runner;
+pub mod sim;
 pub mod terminal;
 
 use std::collections::HashMap;

@@ -181,6 +181,34 @@ impl Hosts {
         Ok((viewer, s.backlog.clone(), rx))
     }
 
+    /// True when terminal `id` is live and was opened by `user`.
+    pub fn terminal_owned_by(&self, id: u64, user: &str) -> bool {
+        lock(&self.terms)
+            .sessions
+            .get(&id)
+            .is_some_and(|s| s.record.user == user)
+    }
+
+    /// Marks sessions left open by a crash as ended (live sessions exist only in memory).
+    pub fn end_orphan_terminals(&self) -> Result<usize> {
+        let t = now();
+        Ok(self.store.write(|tx| {
+            let mut n = 0;
+            let open: Vec<(u64, TermRecord)> = tx
+                .all_u64_rw::<TermRecord>(&TERMINALS)?
+                .into_iter()
+                .filter(|(_, r)| r.ended_at.is_none())
+                .collect();
+            for (id, mut r) in open {
+                r.ended_at = Some(t);
+                r.end_reason = "the server restarted".into();
+                tx.put_u64(&TERMINALS, id, &r)?;
+                n += 1;
+            }
+            Ok::<_, Error>(n)
+        })?)
+    }
+
     /// The browser went away: the shell keeps running for [`REATTACH_GRACE`].
     pub fn detach_terminal(&self, id: u64, viewer: u64) {
         if let Some(s) = lock(&self.terms).sessions.get_mut(&id)

@@ -443,6 +443,17 @@ impl WriteTx {
         Ok(out)
     }
 
+    /// Every row of a number-keyed table (sees this transaction's writes).
+    pub fn all_u64_rw<T: DeserializeOwned>(&self, t: &U64Table) -> Result<Vec<(u64, T)>> {
+        let table = self.tx.open_table(t.def()).map_err(StoreError::db)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(StoreError::db)? {
+            let (k, v) = row.map_err(StoreError::db)?;
+            out.push((k.value(), decode(t.name(), &k.value(), v.value())?));
+        }
+        Ok(out)
+    }
+
     /// The last row of a number-keyed table.
     pub fn last_u64<T: DeserializeOwned>(&self, t: &U64Table) -> Result<Option<(u64, T)>> {
         let table = self.tx.open_table(t.def()).map_err(StoreError::db)?;

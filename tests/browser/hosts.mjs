@@ -1,23 +1,35 @@
 // Browser test of the Hosts pages of the OMP web UI against a running server.
 //
 //   OMP_URL=http://127.0.0.1:45678 OMP_ADMIN_PASSWORD=... [OMP_ADMIN_USER=admin]
-//   [OMP_EXPECT_HOST=hostname] [OMP_HOST_WAIT_SECS=90]
+//   [OMP_EXPECT_HOST=hostname] [OMP_HOST_WAIT_SECS=90] [OMP_RUN_ENROLL_COMMAND=1]
 //   [OMP_SCREENSHOT_DIR=dir] [CHROMIUM_PATH=/usr/bin/chromium] node hosts.mjs
 //
 // Signs in as the admin, opens Hosts, clicks "Add host" and reads the enrollment command.
 // With OMP_EXPECT_HOST (a host the caller enrolled) it waits until that host shows online in
 // the table, opens Remote execution, runs argv `uname` `-s` on it and waits for `Linux` in the
-// result. Saves hosts.png and exec.png. Stops at the first failed step; prints
+// result. With OMP_RUN_ENROLL_COMMAND=1 it runs the one-line command it copied from the page
+// itself (in the foreground mode of the installer; OMP_AGENT_PREFIX / OMP_AGENT_DATA_DIR
+// from the environment say where), expects this machine's hostname to come online, and kills
+// the agent at the end. Saves hosts.png and exec.png. Stops at the first failed step; prints
 // `browser hosts: N passed, K failed`.
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const BASE = (process.env.OMP_URL ?? '').replace(/\/+$/, '');
 const USER = process.env.OMP_ADMIN_USER || 'admin';
 const PASSWORD = process.env.OMP_ADMIN_PASSWORD ?? '';
-const EXPECT_HOST = process.env.OMP_EXPECT_HOST ?? '';
+const RUN_COMMAND = process.env.OMP_RUN_ENROLL_COMMAND === '1';
+const EXPECT_HOST = process.env.OMP_EXPECT_HOST || (RUN_COMMAND ? hostname() : '');
+let installer = null;
+const stopInstaller = () => {
+  if (installer && installer.exitCode === null) {
+    try { process.kill(-installer.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+};
+process.on('exit', stopInstaller);
 const HOST_WAIT = Number(process.env.OMP_HOST_WAIT_SECS || 90) * 1000;
 const SHOTS = process.env.OMP_SCREENSHOT_DIR || join(tmpdir(), 'omp-e2e-screenshots');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -129,6 +141,14 @@ await step('Add host shows an enrollment command', async () => {
   const text = (await cmd.innerText()).trim();
   expect(text.length > 10, `the enrollment command looks empty: ${JSON.stringify(text)}`);
   console.log(`     enroll command: ${text.length > 140 ? text.slice(0, 140) + '…' : text}`);
+  if (RUN_COMMAND) {
+    // The command exactly as a user would paste it, run by a shell of its own.
+    installer = spawn('sh', ['-c', text], {
+      env: { ...process.env, OMP_AGENT_FOREGROUND: '1' },
+      detached: true,
+      stdio: 'ignore',
+    });
+  }
   await page.locator(tid('enroll-tab-tokens')).click();
   await page.locator(`${tid('enroll-tokens-table')} tr[data-testid^="enroll-token-row-"]`).first().waitFor({ state: 'visible' });
   await page.locator(tid('enroll-close')).click();
@@ -189,6 +209,7 @@ await step('screenshot the remote execution page', async () => {
 });
 
 await browser.close();
+stopInstaller();
 const notRun = failed ? ' (later steps not run)' : '';
 console.log(`screenshots in ${SHOTS}`);
 console.log(`browser hosts: ${passed} passed, ${failed} failed${notRun}`);

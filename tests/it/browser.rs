@@ -1,19 +1,41 @@
-//! Browser test (Playwright + Debian's Chromium, headless) against the real server. Slow, so
-//! it runs when OMP_BROWSER_TESTS=1 (as `.ci/run` sets); without it the test says so.
+//! Browser tests (Playwright + Debian's Chromium, headless) against the real server and a
+//! real agent. Slow, so they run when OMP_BROWSER_TESTS=1 (as `.ci/run` sets); without it
+//! the test says so. Screenshots go to OMP_SCREENSHOT_DIR (a CI artifact).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::util::*;
 
+fn node(script: &str, s: &TestServer, shots: &Path, env: &[(&str, &str)]) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .current_dir(&root)
+        .env("OMP_URL", &s.base)
+        .env("OMP_ADMIN_USER", "admin")
+        .env("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("OMP_SCREENSHOT_DIR", shots);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains(" passed, 0 failed"), "{script}: {stdout}");
+}
+
 #[test]
-fn browser_login_language_user_audit() {
+fn browser_foundation_hosts_terminal() {
     if std::env::var("OMP_BROWSER_TESTS").as_deref() != Ok("1") {
-        eprintln!("browser test not run: set OMP_BROWSER_TESTS=1 (.ci/run does)");
+        eprintln!("browser tests not run: set OMP_BROWSER_TESTS=1 (.ci/run does)");
         return;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let script = root.join("tests/browser/e2e.mjs");
     assert!(
         root.join("tests/browser/node_modules/playwright-core")
             .exists(),
@@ -23,22 +45,51 @@ fn browser_login_language_user_audit() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target/screenshots"));
     std::fs::create_dir_all(&shots).unwrap();
-    let s = TestServer::start();
-    let out = Command::new("node")
-        .arg(&script)
-        .current_dir(root.join("tests/browser"))
-        .env("OMP_URL", &s.base)
-        .env("OMP_ADMIN_USER", "admin")
-        .env("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("OMP_SCREENSHOT_DIR", &shots)
-        .output()
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser e2e failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    let s = TestServer::start_with(
+        &[
+            ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("OMP_AGENT__HEARTBEAT_SECS", "2"),
+        ],
+        None,
     );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+
+    // Log in, switch language, create a user, find it in the audit log.
+    node("e2e.mjs", &s, &shots, &[]);
     assert!(shots.join("audit.png").exists());
+
+    // Add a host with the one-line command copied from the page, see it online, run a command.
+    let agent_root = tempfile::tempdir().unwrap();
+    let prefix = agent_root.path().join("prefix");
+    let data = tempfile::tempdir().unwrap();
+    node(
+        "hosts.mjs",
+        &s,
+        &shots,
+        &[
+            ("OMP_RUN_ENROLL_COMMAND", "1"),
+            ("OMP_AGENT_PREFIX", prefix.to_str().unwrap()),
+            ("OMP_AGENT_DATA_DIR", data.path().to_str().unwrap()),
+        ],
+    );
+    assert!(
+        prefix.join("bin/omp").exists(),
+        "the one-line command installed the agent"
+    );
+    assert!(shots.join("exec.png").exists());
+
+    // The same host's agent again (the script stopped it), then its terminal.
+    let agent = AgentProc::start(&s, None, Some(data));
+    assert!(
+        agent.wait_for("Connected to the server."),
+        "{}",
+        agent.log()
+    );
+    let hostname = omp::agent::inventory::collect().hostname;
+    node(
+        "terminal.mjs",
+        &s,
+        &shots,
+        &[("OMP_EXPECT_HOST", &hostname)],
+    );
+    assert!(shots.join("terminal.png").exists() && shots.join("replay.png").exists());
 }

@@ -159,8 +159,17 @@ fn terminal_session_reattach_recording_and_replay() {
             .unwrap()
             .contains(&format!("term-{id}.cast"))
     );
-    // Ended sessions cannot be reattached.
-    assert!(connect(&s, &admin, &ws_url).is_err());
+    // Ended sessions cannot be reattached: the socket opens and says why (browsers cannot
+    // see the status of a refused upgrade).
+    let mut ws = connect(&s, &admin, &ws_url).unwrap();
+    let (_, ev) = read_until(&mut ws, |v, _| v["type"] == "exit" || v["type"] == "closed");
+    assert!(
+        ev["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no such terminal session"),
+        "{ev}"
+    );
 }
 
 #[test]
@@ -186,8 +195,19 @@ fn terminal_permissions_and_login_end() {
     let t = scoped.post(&format!("/api/v1/hosts/{ha}/terminal"), &json!({}));
     assert_eq!(t.status, 201, "{}", t.text);
     let ws_url = t.body["ws_url"].as_str().unwrap().to_string();
-    // Someone else's terminal cannot be attached, even by an admin.
-    assert!(connect(&s, &admin, &ws_url).is_err());
+    // Someone else's terminal cannot be attached, even by an admin: the socket only says so.
+    let mut other = connect(&s, &admin, &ws_url).unwrap();
+    let (seen, ev) = read_until(&mut other, |v, _| {
+        v["type"] == "exit" || v["type"] == "closed"
+    });
+    assert!(
+        ev["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no such terminal session"),
+        "{ev}"
+    );
+    assert!(seen.is_empty(), "no output leaks: {seen}");
     // A cross-site page cannot open it either.
     let url = format!("{}{}", s.base.replace("http://", "ws://"), ws_url);
     let mut req = url.into_client_request().unwrap();
@@ -211,4 +231,71 @@ fn terminal_permissions_and_login_end() {
     scoped.cookie = None;
     let list = admin.get("/api/v1/terminals").body;
     assert_eq!(list["items"][0]["end_reason"], "the login session ended");
+}
+
+#[test]
+fn terminal_close_takeover_and_crash() {
+    let s = server();
+    let admin = s.admin();
+    let (_agent, host) = enroll(&s, &admin, &[]);
+    let open = |c: &Client| {
+        let a = c.post(&format!("/api/v1/hosts/{host}/terminal"), &json!({}));
+        assert_eq!(a.status, 201, "{}", a.text);
+        a.body["ws_url"].as_str().unwrap().to_string()
+    };
+    // Closing from the browser ends it with an exit event.
+    let url = open(&admin);
+    let mut ws = connect(&s, &admin, &url).unwrap();
+    send(&mut ws, json!({"type": "close"}));
+    let (_, ev) = read_until(&mut ws, |v, _| v["type"] == "exit");
+    assert_eq!(ev["reason"], "closed");
+
+    // A second window takes the terminal over; the first learns why (close code 4000).
+    let url = open(&admin);
+    let mut first = connect(&s, &admin, &url).unwrap();
+    let mut second = connect(&s, &admin, &url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        match first.read() {
+            Ok(Message::Close(Some(f))) => break u16::from(f.code),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                assert!(Instant::now() < deadline, "no close frame");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(code, 4000);
+    send(
+        &mut second,
+        json!({"type": "input", "data": "echo still-here\r"}),
+    );
+    read_until(&mut second, |_, seen| seen.contains("still-here"));
+    // DELETE from another request ends it for the attached window with an exit event.
+    let id: u64 = url.split('/').nth(4).unwrap().parse().unwrap();
+    assert_eq!(admin.delete(&format!("/api/v1/terminals/{id}")).status, 204);
+    let (_, ev) = read_until(&mut second, |v, _| v["type"] == "exit");
+    assert_eq!(ev["reason"], "closed");
+
+    // A crash leaves no session marked as running forever.
+    let url = open(&admin);
+    let id: u64 = url.split('/').nth(4).unwrap().parse().unwrap();
+    let dir = s.crash();
+    let s = TestServer::start_with(&[("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD)], Some(dir));
+    let admin = s.admin();
+    let list = admin.get("/api/v1/terminals").body;
+    let rec = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(rec["end_reason"], "the server restarted", "{rec}");
+    assert!(!rec["ended_at"].is_null());
 }

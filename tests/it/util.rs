@@ -125,6 +125,13 @@ impl TestServer {
         std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
+    /// Kills the server with SIGKILL (a crash) and returns the data dir.
+    pub fn crash(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.base)
     }

@@ -201,6 +201,35 @@ export interface Job extends JobSummary {
   hosts: JobHost[];
 }
 
+// ---------------------------------------------------------------- web terminal
+
+export interface TerminalRecord {
+  id: number;
+  host_id: string | number;
+  hostname: string;
+  user: string;
+  started_at: string;
+  ended_at?: string | null;
+  exit_code?: number | null;
+  end_reason: string;
+  recording_url: string;
+}
+
+export interface TerminalOpened extends TerminalRecord {
+  ws_url: string;
+}
+
+/** Browser → server messages of `/terminals/{id}/ws`. */
+export type TermClientMsg =
+  | { type: 'input'; data: string }
+  | { type: 'resize'; cols: number; rows: number }
+  | { type: 'close' };
+
+/** Server → browser messages of `/terminals/{id}/ws`. */
+export type TermServerMsg =
+  | { type: 'output'; data: string }
+  | { type: 'exit'; code: number | null; reason: string };
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
@@ -219,6 +248,8 @@ export interface RequestOptions {
   silent?: boolean;
   /** Do not treat 401 / 403 password_change_required as a change of the session. */
   noAuthRedirect?: boolean;
+  /** Answer the body as text instead of parsing JSON (e.g. an asciicast recording). */
+  text?: boolean;
 }
 
 interface Hooks {
@@ -258,7 +289,7 @@ export function queryString(q?: Query): string {
 }
 
 async function request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' };
+  const headers: Record<string, string> = { Accept: opts.text ? '*/*' : 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
 
@@ -279,6 +310,7 @@ async function request<T>(method: string, path: string, body?: unknown, opts: Re
   if (res.ok) {
     if (res.status === 204) return undefined as T;
     const text = await res.text();
+    if (opts.text) return text as T;
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -316,6 +348,7 @@ export const api = {
   post: <T>(path: string, body?: unknown, opts?: RequestOptions) => request<T>('POST', path, body ?? {}, opts),
   put: <T>(path: string, body?: unknown, opts?: RequestOptions) => request<T>('PUT', path, body ?? {}, opts),
   del: <T = void>(path: string, opts?: RequestOptions) => request<T>('DELETE', path, undefined, opts),
+  text: (path: string, opts?: RequestOptions) => request<string>('GET', path, undefined, { ...opts, text: true }),
 };
 
 export function hasPermission(me: Me | null | undefined, perm: string): boolean {

@@ -77,12 +77,13 @@ pub(crate) async fn close(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    // Only the owner may close it; attaching checks that.
-    let (viewer, _, _) = st
-        .hosts
-        .attach_terminal(id, &p.user.username)
-        .map_err(ApiError::from)?;
-    st.hosts.detach_terminal(id, viewer);
+    // Only the owner may close it; an attached browser gets the exit event.
+    if !st.hosts.terminal_owned_by(id, &p.user.username) {
+        return Err(ApiError::new(
+            "not_found",
+            format!("terminal {id} not found"),
+        ));
+    }
     st.hosts.close_terminal(id).await;
     Ok(noted(no_content(), format!("terminal {id}"), ""))
 }
@@ -114,11 +115,36 @@ pub(crate) async fn socket(
             "the WebSocket must come from this server's own pages",
         ));
     }
-    let (viewer, backlog, rx) = st
-        .hosts
-        .attach_terminal(id, &p.user.username)
-        .map_err(ApiError::from)?;
-    Ok(ws.on_upgrade(move |socket| pump(st, p, id, viewer, backlog, rx, socket)))
+    match st.hosts.attach_terminal(id, &p.user.username) {
+        Ok((viewer, backlog, rx)) => {
+            Ok(ws.on_upgrade(move |socket| pump(st, p, id, viewer, backlog, rx, socket)))
+        }
+        // Browsers hide the status of a refused upgrade: accept it and say why in-band.
+        Err(_) => Ok(ws.on_upgrade(move |mut socket| async move {
+            let e = TermEvent::Exit {
+                code: None,
+                reason: "no such terminal session (it has ended)".into(),
+            };
+            let _ = socket
+                .send(Message::text(serde_json::to_string(&e).unwrap_or_default()))
+                .await;
+            let _ = socket
+                .send(close_frame(CLOSE_GONE, "terminal session not found"))
+                .await;
+        })),
+    }
+}
+
+/// Close code: another browser window took the terminal over.
+const CLOSE_TAKEN_OVER: u16 = 4000;
+/// Close code: the terminal session does not exist (any more).
+const CLOSE_GONE: u16 = 4404;
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(axum::extract::ws::CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -163,8 +189,8 @@ async fn pump(
                     }
                     Ok(ClientMsg::Resize { cols, rows }) => st.hosts.terminal_resize(id, cols, rows).await,
                     Ok(ClientMsg::Close) => {
+                        // Ending queues the exit event on our channel: forward it below.
                         st.hosts.close_terminal(id).await;
-                        break;
                     }
                     Err(_) => {}
                 },
@@ -178,8 +204,12 @@ async fn pump(
                         break;
                     }
                 }
-                // Another browser tab took over, or the session ended.
-                None => break,
+                // Another browser window took over (an ended session sends Exit first).
+                None => {
+                    let _ = socket.send(close_frame(CLOSE_TAKEN_OVER, "taken over by another window")).await;
+                    st.hosts.detach_terminal(id, viewer);
+                    return;
+                }
             },
         }
     }

@@ -1,14 +1,21 @@
 // Audit log: filterable, paged table of audit records (newest first), CSV/JSON export with
-// the same filters, and verification of the hash chain.
-import { useCallback, useEffect, useMemo, useState } from 'react';
-import { Alert, Button, Card, DatePicker, Input, Select, Space, Table, Tag, Tooltip, Typography } from 'antd';
+// the same filters, and verification of the hash chain; the "Terminal sessions" tab lists
+// the recorded web terminals (GET /terminals) with their replay (?tab=terminals&replay=N).
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
+import { Alert, Button, Card, DatePicker, Input, Select, Space, Table, Tabs, Tag, Tooltip, Typography } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
-import { DownloadOutlined, ReloadOutlined, SafetyCertificateOutlined } from '@ant-design/icons';
-import type { Dayjs } from 'dayjs';
-import { api, API_BASE, queryString, type AuditRecord, type Page, type VerifyResult } from '../api';
+import { DownloadOutlined, PlayCircleOutlined, ReloadOutlined, SafetyCertificateOutlined } from '@ant-design/icons';
+import dayjs, { type Dayjs } from 'dayjs';
+import { Link, useSearchParams } from 'react-router-dom';
+import { api, API_BASE, queryString, type AuditRecord, type Page, type TerminalRecord, type VerifyResult } from '../api';
 import { useT } from '../i18n';
 import { fmtTime, useCan } from '../session';
 import { NoPermission } from '../components/common';
+import { endReason, terminalIdOfAudit } from '../components/terminalBits';
+import { fmtDuration } from '../components/hostBits';
+
+// the player carries xterm.js: loaded only when a replay is opened
+const TerminalReplay = lazy(() => import('../components/TerminalReplay'));
 
 interface Filters {
   q: string;
@@ -31,21 +38,184 @@ function filterQuery(f: Filters): Record<string, string | undefined> {
   };
 }
 
+type ReplayOpener = (id: number, rec?: TerminalRecord) => void;
+
 export default function AuditPage() {
   const t = useT();
   const can = useCan();
+  const [params, setParams] = useSearchParams();
+  const [replayRec, setReplayRec] = useState<TerminalRecord | null>(null);
   if (!can('audit:read')) return <NoPermission />;
+  const tab = params.get('tab') === 'terminals' ? 'terminals' : 'log';
+  const replay = params.get('replay');
+  const setTab = (k: string) =>
+    setParams((p) => {
+      const n = new URLSearchParams(p);
+      if (k === 'terminals') n.set('tab', 'terminals');
+      else n.delete('tab');
+      n.delete('replay');
+      return n;
+    });
+  const openReplay: ReplayOpener = (id, rec) => {
+    setReplayRec(rec ?? null);
+    setParams((p) => {
+      const n = new URLSearchParams(p);
+      n.set('replay', String(id));
+      return n;
+    });
+  };
+  const closeReplay = () => {
+    setReplayRec(null);
+    setParams((p) => {
+      const n = new URLSearchParams(p);
+      n.delete('replay');
+      return n;
+    });
+  };
+  const rec = replayRec && String(replayRec.id) === replay ? replayRec : null;
   return (
     <div data-testid="audit-page">
       <Typography.Title level={3} className="omp-page-title">
         {t('audit.title')}
       </Typography.Title>
-      <AuditTable />
+      <Tabs
+        activeKey={tab}
+        onChange={setTab}
+        items={[
+          { key: 'log', label: <span data-testid="audit-log-tab">{t('audit.tabLog')}</span>, children: <AuditTable onReplay={openReplay} /> },
+          {
+            key: 'terminals',
+            label: <span data-testid="terminal-sessions-tab">{t('termlog.tab')}</span>,
+            children: <TerminalSessions onReplay={openReplay} />,
+          },
+        ]}
+      />
+      {replay && /^\d+$/.test(replay) && (
+        <Suspense fallback={null}>
+          <TerminalReplay
+            key={replay}
+            id={replay}
+            user={rec?.user}
+            hostname={rec?.hostname}
+            startedAt={rec?.started_at}
+            onClose={closeReplay}
+          />
+        </Suspense>
+      )}
     </div>
   );
 }
 
-function AuditTable() {
+// ---------------------------------------------------------------- terminal sessions
+
+function TerminalSessions({ onReplay }: { onReplay: ReplayOpener }) {
+  const t = useT();
+  const [page, setPage] = useState(1);
+  const [pageSize, setPageSize] = useState(50);
+  const [data, setData] = useState<Page<TerminalRecord> | null>(null);
+  const [loading, setLoading] = useState(false);
+
+  const load = useCallback(() => {
+    setLoading(true);
+    api
+      .get<Page<TerminalRecord>>('/terminals', { page, page_size: pageSize })
+      .then(setData)
+      .catch(() => undefined)
+      .finally(() => setLoading(false));
+  }, [page, pageSize]);
+  useEffect(load, [load]);
+
+  const columns: ColumnsType<TerminalRecord> = [
+    { title: t('termlog.id'), dataIndex: 'id', width: 70 },
+    { title: t('termlog.user'), dataIndex: 'user', width: 130, render: (v: string) => v || '—' },
+    {
+      title: t('termlog.host'),
+      key: 'host',
+      render: (_: unknown, r) => <Link to={`/hosts/${encodeURIComponent(r.host_id)}`}>{r.hostname || String(r.host_id)}</Link>,
+    },
+    { title: t('termlog.started'), dataIndex: 'started_at', width: 170, render: (v: string) => <span style={{ whiteSpace: 'nowrap' }}>{fmtTime(v)}</span> },
+    {
+      title: t('termlog.ended'),
+      dataIndex: 'ended_at',
+      width: 170,
+      render: (v: string | null | undefined) =>
+        v ? <span style={{ whiteSpace: 'nowrap' }}>{fmtTime(v)}</span> : <Tag color="processing">{t('termlog.running')}</Tag>,
+    },
+    {
+      title: t('termlog.duration'),
+      key: 'duration',
+      width: 110,
+      render: (_: unknown, r) =>
+        r.ended_at ? fmtDuration(t, Math.max(0, dayjs(r.ended_at).diff(dayjs(r.started_at), 'second'))) : '—',
+    },
+    {
+      title: t('termlog.exitCode'),
+      dataIndex: 'exit_code',
+      width: 90,
+      render: (v: number | null | undefined) => (v === null || v === undefined ? '—' : <Tag color={v === 0 ? 'green' : 'red'}>{v}</Tag>),
+    },
+    { title: t('termlog.reason'), dataIndex: 'end_reason', render: (v: string) => endReason(t, v) },
+    {
+      title: t('common.actions'),
+      key: 'actions',
+      width: 170,
+      render: (_: unknown, r) => (
+        <Space size={0}>
+          <Button type="link" size="small" icon={<PlayCircleOutlined />} onClick={() => onReplay(r.id, r)} data-testid={`terminal-replay-${r.id}`}>
+            {t('termlog.replay')}
+          </Button>
+          <Tooltip title={t('replay.download')}>
+            <Button
+              type="link"
+              size="small"
+              icon={<DownloadOutlined />}
+              href={`${API_BASE}/terminals/${encodeURIComponent(r.id)}/recording`}
+              download={`omp-terminal-${r.id}.cast`}
+              data-testid={`terminal-download-${r.id}`}
+            />
+          </Tooltip>
+        </Space>
+      ),
+    },
+  ];
+
+  return (
+    <Card>
+      <div style={{ display: 'flex', justifyContent: 'space-between', alignItems: 'center', gap: 8, marginBottom: 12 }}>
+        <Typography.Text type="secondary">{t('termlog.intro')}</Typography.Text>
+        <Tooltip title={t('common.refresh')}>
+          <Button icon={<ReloadOutlined />} onClick={load} data-testid="terminal-sessions-refresh" />
+        </Tooltip>
+      </div>
+      <Table<TerminalRecord>
+        rowKey="id"
+        size="middle"
+        loading={loading}
+        columns={columns}
+        dataSource={data?.items ?? []}
+        data-testid="terminal-sessions-table"
+        onRow={(r) => ({ 'data-testid': `terminal-session-row-${r.id}` }) as React.HTMLAttributes<HTMLElement>}
+        locale={{ emptyText: t('termlog.empty') }}
+        pagination={{
+          current: page,
+          pageSize,
+          total: data?.total ?? 0,
+          showSizeChanger: true,
+          pageSizeOptions: [20, 50, 100, 200],
+          showTotal: (n) => t('common.total', { n }),
+          onChange: (p, s) => {
+            setPage(p);
+            setPageSize(s);
+          },
+        }}
+      />
+    </Card>
+  );
+}
+
+// ---------------------------------------------------------------- audit records
+
+function AuditTable({ onReplay }: { onReplay: ReplayOpener }) {
   const t = useT();
   const [draft, setDraft] = useState<Filters>(EMPTY);
   const [applied, setApplied] = useState<Filters>(EMPTY);
@@ -95,7 +265,30 @@ function AuditTable() {
     { title: t('audit.time'), dataIndex: 'time', width: 170, render: (v: string) => <span style={{ whiteSpace: 'nowrap' }}>{fmtTime(v)}</span> },
     { title: t('audit.actor'), dataIndex: 'actor', width: 130, render: (v: string) => v || '—' },
     { title: t('audit.action'), dataIndex: 'action', render: (v: string) => <span className="omp-mono">{v}</span> },
-    { title: t('audit.target'), dataIndex: 'target', render: (v: string) => (v ? <Typography.Text>{v}</Typography.Text> : '—') },
+    {
+      title: t('audit.target'),
+      dataIndex: 'target',
+      render: (v: string, r) => {
+        const term = r.action === 'terminals.open' && r.result === 'success' ? terminalIdOfAudit(v, r.detail) : null;
+        return (
+          <Space size={4} wrap>
+            {v ? <Typography.Text>{v}</Typography.Text> : '—'}
+            {term !== null && (
+              <Button
+                type="link"
+                size="small"
+                icon={<PlayCircleOutlined />}
+                onClick={() => onReplay(term)}
+                data-testid={`audit-replay-${r.seq}`}
+                style={{ paddingInline: 4 }}
+              >
+                {t('audit.replay')}
+              </Button>
+            )}
+          </Space>
+        );
+      },
+    },
     { title: t('audit.source'), dataIndex: 'source', width: 140, render: (v: string) => v || '—' },
     {
       title: t('audit.result'),

@@ -14,10 +14,11 @@ import {
   Space,
   Spin,
   Table,
+  Tooltip,
   Typography,
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
-import { ArrowLeftOutlined, DeleteOutlined, EditOutlined, ReloadOutlined, ToolOutlined } from '@ant-design/icons';
+import { ArrowLeftOutlined, CodeOutlined, DeleteOutlined, EditOutlined, ReloadOutlined, ToolOutlined } from '@ant-design/icons';
 import { useNavigate, useParams } from 'react-router-dom';
 import { api, ApiError, type Disk, type Host, type Job } from '../api';
 import { useT } from '../i18n';
@@ -149,6 +150,19 @@ export default function HostDetailPage() {
           <MaintenanceTag m={host.maintenance} />
         </Space>
         <Space wrap>
+          {can('terminal:open') && (
+            <Tooltip title={host.status === 'online' ? t('term.openTip') : t('term.offlineTip')}>
+              <Button
+                type="primary"
+                icon={<CodeOutlined />}
+                disabled={host.status !== 'online'}
+                onClick={() => navigate(`/hosts/${encodeURIComponent(host.id)}/terminal`)}
+                data-testid="terminal-open"
+              >
+                {t('term.open')}
+              </Button>
+            </Tooltip>
+          )}
           <Button icon={<ReloadOutlined />} onClick={() => load()} data-testid="host-refresh">
             {t('common.refresh')}
           </Button>

@@ -1,7 +1,7 @@
 // Hosts module: the frame (title, global maintenance switch, Hosts / Remote execution tabs)
 // and its routes, the hosts table (filters, 5 s auto refresh, edit / maintenance / delete)
 // and the "Add host" dialog (enrollment command + the list of enrollment tokens).
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
 import {
   Alert,
   App as AntApp,
@@ -15,6 +15,7 @@ import {
   Popconfirm,
   Select,
   Space,
+  Spin,
   Switch,
   Table,
   Tabs,
@@ -24,6 +25,7 @@ import {
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
 import {
+  CodeOutlined,
   DeleteOutlined,
   EditOutlined,
   PlusOutlined,
@@ -51,6 +53,9 @@ import {
 } from '../components/hostBits';
 import HostDetailPage from './HostDetail';
 import ExecPage from './Exec';
+
+// the web terminal carries xterm.js: its own chunk, loaded only when a terminal is opened
+const TerminalPage = lazy(() => import('./Terminal'));
 
 function rowTestId(id: string): React.HTMLAttributes<HTMLElement> {
   return { 'data-testid': id } as React.HTMLAttributes<HTMLElement>;
@@ -89,6 +94,20 @@ export default function HostsModule() {
       <Route index element={frame(<HostsTable />)} />
       <Route path="exec" element={frame(can('exec:run') ? <ExecPage /> : <NoPermission />)} />
       <Route path=":id" element={<HostDetailPage />} />
+      <Route
+        path=":id/terminal"
+        element={
+          <Suspense
+            fallback={
+              <div style={{ padding: 80, textAlign: 'center' }}>
+                <Spin />
+              </div>
+            }
+          >
+            <TerminalPage />
+          </Suspense>
+        }
+      />
     </Routes>
   );
 }
@@ -210,6 +229,8 @@ function HostsTable() {
   const can = useCan();
   const { message } = AntApp.useApp();
   const canWrite = can('hosts:write');
+  const canTerminal = can('terminal:open');
+  const navigate = useNavigate();
   const groups = useHostGroups();
   const [draftQ, setDraftQ] = useState('');
   const [draftLabel, setDraftLabel] = useState('');
@@ -366,12 +387,24 @@ function HostsTable() {
     {
       title: t('common.actions'),
       key: 'actions',
-      width: canWrite ? 190 : 90,
+      width: (canWrite ? 190 : 90) + (canTerminal ? 32 : 0),
       render: (_: unknown, h) => (
         <Space size={0}>
           <Link to={`/hosts/${encodeURIComponent(h.id)}`} data-testid={`host-details-${h.hostname}`} style={{ padding: '0 7px' }}>
             {t('hosts.details')}
           </Link>
+          {canTerminal && (
+            <Tooltip title={h.status === 'online' ? t('term.openTip') : t('term.offlineTip')}>
+              <Button
+                type="link"
+                size="small"
+                icon={<CodeOutlined />}
+                disabled={h.status !== 'online'}
+                onClick={() => navigate(`/hosts/${encodeURIComponent(h.id)}/terminal`)}
+                data-testid={`host-terminal-${h.hostname}`}
+              />
+            </Tooltip>
+          )}
           {canWrite && (
             <>
               <Tooltip title={t('common.edit')}>

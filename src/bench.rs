@@ -1,0 +1,286 @@
+//! `omp bench agents`: starts a real `omp serve` (this binary) on loopback with a fresh data
+//! dir, connects N simulated agents to it from this process, and measures the server's RSS,
+//! exec fan-out latency to all agents, and terminal echo latency through the browser
+//! WebSocket. A measurement tool, not a test: figures go to the README's Performance section.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+
+/// Options of one benchmark run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub count: usize,
+    pub exec_rounds: usize,
+    pub echo_rounds: usize,
+}
+
+struct ServerProc {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Runs the benchmark and prints a report.
+pub fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    crate::server::raise_nofile_limit();
+    let dir = tempfile::tempdir()?;
+    let addr_file = dir.path().join("addr");
+    let password = crate::auth::password::generate();
+    let child = Command::new(std::env::current_exe()?)
+        .args([
+            "serve",
+            "--no-local-agent",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .arg("--listen-addr-file")
+        .arg(&addr_file)
+        .env("OMP_ADMIN_PASSWORD", &password)
+        .env("OMP_LOG", "warn")
+        .env("OMP_AUTH__MAX_FAILURES_PER_SOURCE", "1000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start omp serve")?;
+    let server = ServerProc { child, _dir: dir };
+    let pid = server.child.id();
+    let started = Instant::now();
+    let addr = loop {
+        if let Ok(a) = std::fs::read_to_string(&addr_file) {
+            break a.trim().to_string();
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let base = format!("http://{addr}");
+    let idle_rss = rss_kib(pid);
+
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut login = http
+        .post(&format!("{base}/api/v1/auth/login"))
+        .send_json(json!({"username": "admin", "password": password}))?;
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .ok_or_else(|| anyhow!("login failed"))?
+        .to_string();
+    let me: Value = login.body_mut().read_json()?;
+    let csrf = me["csrf_token"].as_str().unwrap_or("").to_string();
+    let post = |path: &str, body: Value| -> anyhow::Result<Value> {
+        let mut r = http
+            .post(&format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .send_json(body)?;
+        Ok(r.body_mut().read_json()?)
+    };
+    let get = |path: &str| -> anyhow::Result<Value> {
+        let mut r = http
+            .get(&format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .call()?;
+        Ok(r.body_mut().read_json()?)
+    };
+
+    // Enrollment tokens for every simulated agent.
+    let mut secrets = Vec::with_capacity(opts.count);
+    let mut pin = String::new();
+    for _ in 0..opts.count {
+        let t = post("/api/v1/hosts/enroll-tokens", json!({"ttl_minutes": 30}))?;
+        let tok = crate::proto::EnrollToken::parse(t["token"].as_str().unwrap_or(""))
+            .map_err(|e| anyhow!(e))?;
+        pin = tok.pin.clone();
+        secrets.push(tok.secret);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (host, port) = crate::agent::parse_server(&format!("https://{addr}"))?;
+    let tls = crate::tls::pinned_client_config(&pin)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let connect_started = Instant::now();
+    let sims = rt.block_on(async {
+        let (ctx, mut crx) = tokio::sync::mpsc::channel(opts.count.max(1));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, s) in secrets.into_iter().enumerate() {
+            set.spawn(crate::agent::sim::run(
+                host.clone(),
+                port,
+                tls.clone(),
+                s,
+                i,
+                ctx.clone(),
+                stop_rx.clone(),
+            ));
+            if i % 50 == 49 {
+                // Pace the handshakes a little, as a fleet reconnecting with jitter would.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let mut n = 0;
+        while n < opts.count {
+            match tokio::time::timeout(Duration::from_secs(60), crx.recv()).await {
+                Ok(Some(())) => n += 1,
+                _ => break,
+            }
+        }
+        (set, n)
+    });
+    let (sim_tasks, connected) = sims;
+    let connect_secs = connect_started.elapsed().as_secs_f64();
+    if connected < opts.count {
+        bail!(
+            "only {connected} of {} simulated agents connected",
+            opts.count
+        );
+    }
+    // Let heartbeats flow for a moment, then read memory.
+    std::thread::sleep(Duration::from_secs(3));
+    let online = get("/api/v1/hosts?status=online&page_size=1")?["total"]
+        .as_u64()
+        .unwrap_or(0);
+    let loaded_rss = rss_kib(pid);
+
+    // Exec fan-out to every agent.
+    let mut fan = Vec::new();
+    for _ in 0..opts.exec_rounds {
+        let t0 = Instant::now();
+        let job = post(
+            "/api/v1/exec",
+            json!({"argv": ["true"], "targets": {"all": true}, "timeout_secs": 30}),
+        )?;
+        let id = job["id"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("exec failed: {job}"))?;
+        loop {
+            let j = get(&format!("/api/v1/exec/{id}"))?;
+            if j["state"] != "running" {
+                if j["hosts_ok"].as_u64() != Some(opts.count as u64) {
+                    bail!("fan-out incomplete: {} of {} ok", j["hosts_ok"], opts.count);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        fan.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    fan.sort_by(f64::total_cmp);
+    let after_exec_rss = rss_kib(pid);
+
+    // Terminal echo through the browser WebSocket and a simulated agent.
+    let hosts = get("/api/v1/hosts?page_size=1")?;
+    let host_id = hosts["items"][0]["id"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("no host"))?;
+    let term = post(
+        &format!("/api/v1/hosts/{host_id}/terminal"),
+        json!({"cols": 80, "rows": 24}),
+    )?;
+    let ws_url = format!(
+        "ws://{addr}{}",
+        term["ws_url"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no terminal: {term}"))?
+    );
+    let mut echo = rt.block_on(async {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = ws_url.into_client_request()?;
+        req.headers_mut().insert("cookie", cookie.parse()?);
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+        let mut v = Vec::new();
+        for i in 0..opts.echo_rounds {
+            let key = format!("k{i};");
+            let t0 = Instant::now();
+            ws.send(tokio_tungstenite::tungstenite::Message::text(
+                json!({"type": "input", "data": key}).to_string(),
+            ))
+            .await?;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                    Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))))
+                        if t.contains(&key) =>
+                    {
+                        break;
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    _ => bail!("no echo"),
+                }
+            }
+            v.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok::<_, anyhow::Error>(v)
+    })?;
+    echo.sort_by(f64::total_cmp);
+
+    let _ = stop_tx.send(true);
+    rt.block_on(async {
+        let mut s = sim_tasks;
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while s.join_next().await.is_some() {}
+        })
+        .await;
+    });
+    println!(
+        "omp bench agents ({} simulated agents, server pid {pid})",
+        opts.count
+    );
+    println!("  connect + enroll all:           {connect_secs:.2} s");
+    println!("  hosts online:                   {online}");
+    println!(
+        "  server RSS idle / {} agents / after exec: {:.1} / {:.1} / {:.1} MiB",
+        opts.count,
+        idle_rss as f64 / 1024.0,
+        loaded_rss as f64 / 1024.0,
+        after_exec_rss as f64 / 1024.0
+    );
+    println!(
+        "  exec fan-out to all ({} rounds): p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        fan.len(),
+        percentile(&fan, 0.5),
+        percentile(&fan, 0.95),
+        percentile(&fan, 1.0)
+    );
+    println!(
+        "  terminal echo ({} keystrokes):  p50 {:.2} ms, p99 {:.2} ms",
+        echo.len(),
+        percentile(&echo, 0.5),
+        percentile(&echo, 0.99)
+    );
+    Ok(())
+}
