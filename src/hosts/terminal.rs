@@ -192,7 +192,7 @@ impl Hosts {
     /// Marks sessions left open by a crash as ended (live sessions exist only in memory).
     pub fn end_orphan_terminals(&self) -> Result<usize> {
         let t = now();
-        Ok(self.store.write(|tx| {
+        self.store.write(|tx| {
             let mut n = 0;
             let open: Vec<(u64, TermRecord)> = tx
                 .all_u64_rw::<TermRecord>(&TERMINALS)?
@@ -206,7 +206,7 @@ impl Hosts {
                 n += 1;
             }
             Ok::<_, Error>(n)
-        })?)
+        })
     }
 
     /// The browser went away: the shell keeps running for [`REATTACH_GRACE`].
