@@ -6,7 +6,8 @@
 #
 # Options (after `sh -s --`): --server URL --enroll-token TOKEN
 # Environment: OMP_AGENT_PREFIX (default /opt/omp-agent), OMP_AGENT_DATA_DIR
-# (default /var/lib/omp-agent), OMP_AGENT_FOREGROUND=1 (run in the foreground, no service).
+# (default /var/lib/omp-agent), OMP_AGENT_FOREGROUND=1 (run in the foreground, no service),
+# OMP_AGENT_BINARY (an agent binary already copied here, as SSH push does: no download).
 set -eu
 
 pin='@CURL_PIN@'
@@ -29,18 +30,23 @@ bin="$prefix/bin/omp"
 
 echo "==> checking the target"
 [ "$(uname -s)" = Linux ] || { echo "omp-agent install: only Linux is supported" >&2; exit 1; }
-command -v curl >/dev/null 2>&1 || { echo "omp-agent install: curl is required" >&2; exit 1; }
 mkdir -p -- "$prefix/bin" "$data"
 chmod 700 -- "$data"
 
-echo "==> downloading the agent from $server"
-tmp="$bin.download.$$"
-trap 'rm -f -- "$tmp"' EXIT
-curl -fsSk --pinnedpubkey "$pin" -H "Authorization: Enroll $token" -o "$tmp" -- "$server/api/agent/v1/binary"
-chmod 755 -- "$tmp"
-"$tmp" version >/dev/null
-mv -f -- "$tmp" "$bin"
-trap - EXIT
+if [ -n "${OMP_AGENT_BINARY:-}" ] && [ -x "$OMP_AGENT_BINARY" ]; then
+  echo "==> using the agent binary at $OMP_AGENT_BINARY"
+  [ "$OMP_AGENT_BINARY" = "$bin" ] || cp -f -- "$OMP_AGENT_BINARY" "$bin"
+else
+  command -v curl >/dev/null 2>&1 || { echo "omp-agent install: curl is required" >&2; exit 1; }
+  echo "==> downloading the agent from $server"
+  tmp="$bin.download.$$"
+  trap 'rm -f -- "$tmp"' EXIT
+  curl -fsSk --pinnedpubkey "$pin" -H "Authorization: Enroll $token" -o "$tmp" -- "$server/api/agent/v1/binary"
+  chmod 755 -- "$tmp"
+  "$tmp" version >/dev/null
+  mv -f -- "$tmp" "$bin"
+  trap - EXIT
+fi
 
 echo "==> enrolling"
 "$bin" agent --server "$server" --enroll-token "$token" --data-dir "$data" --enroll-only
@@ -76,6 +82,6 @@ UNIT
   echo "==> done: systemctl status omp-agent"
 else
   echo "==> starting in the background (no systemd)"
-  nohup "$bin" agent --server "$server" --data-dir "$data" >"$data/agent.log" 2>&1 &
+  nohup "$bin" agent --server "$server" --data-dir "$data" </dev/null >"$data/agent.log" 2>&1 &
   echo "==> done: log in $data/agent.log"
 fi

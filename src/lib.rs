@@ -15,6 +15,7 @@ pub mod hosts;
 pub mod model;
 pub mod proto;
 pub mod server;
+pub mod ssh;
 pub mod store;
 pub mod tls;
 pub mod ui;

@@ -522,6 +522,12 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             post(files::download),
         )
         .body(&["path"]),
+        r(Method::POST, "/api/v1/hosts/ssh-push", "hosts.ssh_push", Perm("hosts:write"), "Install and enroll the agent over SSH (password or key; host key trusted on first use)", post(hosts::push))
+            .body(&["address", "port", "user", "password", "private_key", "passphrase", "labels", "groups", "prefix", "data_dir", "expected_host_key"]),
+        r(Method::GET, "/api/v1/hosts/ssh-push", "hosts.ssh_push.list", Perm("hosts:write"), "Recent SSH pushes with their steps", get(hosts::push_list)),
+        r(Method::GET, "/api/v1/hosts/ssh-push/{id}", "hosts.ssh_push.get", Perm("hosts:write"), "One SSH push with its steps", get(hosts::push_get)),
+        r(Method::GET, "/api/v1/ssh/known-hosts", "ssh.known_hosts", Perm("hosts:read"), "Trusted SSH host keys", get(hosts::known_hosts)),
+        r(Method::DELETE, "/api/v1/ssh/known-hosts/{target}", "ssh.known_hosts.forget", Perm("hosts:write"), "Forget a host key (after a reinstall)", delete(hosts::forget_known_host)),
     ];
     routes.into_iter().map(|r| (r.def, r.handler)).collect()
 }

@@ -5,6 +5,7 @@
 
 pub mod exec;
 pub mod files;
+pub mod push;
 pub mod terminal;
 
 use std::collections::{BTreeMap, HashMap};
@@ -118,6 +119,7 @@ pub struct Hosts {
     pub(crate) jobs: exec::JobTable,
     terms: Arc<Mutex<terminal::Terminals>>,
     xfers: Arc<Mutex<files::Transfers>>,
+    pushes: Arc<Mutex<push::Pushes>>,
     data_dir: std::path::PathBuf,
     heartbeat_secs: u64,
 }
@@ -142,6 +144,7 @@ impl Hosts {
         Hosts {
             terms: terminal::Terminals::new(),
             xfers: files::Transfers::new(),
+            pushes: push::Pushes::new(),
             data_dir: data_dir.to_path_buf(),
             jobs: exec::JobTable::new(store.clone(), history_jobs),
             store,

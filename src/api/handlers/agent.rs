@@ -126,9 +126,13 @@ async fn session(st: AppState, mut socket: WebSocket, addr: SocketAddr) {
 }
 
 /// The POSIX shell script the one-line command pipes into `sh`.
+/// The installer script with this server's curl pin filled in.
+pub(crate) fn install_script_text(st: &AppState) -> String {
+    include_str!("../../../packaging/agent-install.sh").replace("@CURL_PIN@", &st.pins.curl)
+}
+
 pub(crate) async fn install_script(State(st): State<AppState>) -> Response {
-    let script =
-        include_str!("../../../packaging/agent-install.sh").replace("@CURL_PIN@", &st.pins.curl);
+    let script = install_script_text(&st);
     let mut resp = script.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -284,7 +284,7 @@ pub(crate) struct EnrollBody {
 }
 
 /// `https://HOST:PORT` agents should dial: `server.public_url`, else the Host header.
-fn public_url(st: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn public_url(st: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
     if let Some(u) = &st.config.server.public_url {
         return Ok(u.trim_end_matches('/').to_string());
     }
@@ -473,6 +473,63 @@ pub(crate) async fn cancel(
         axum::Json(job_dto(&j, true)).into_response(),
         format!("job {id}"),
         "",
+    ))
+}
+
+pub(crate) async fn push(
+    State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<crate::hosts::push::PushRequest>,
+) -> Result<Response, ApiError> {
+    let ctx = crate::hosts::push::PushContext {
+        server_url: public_url(&st, &headers)?,
+        cert_pin: st.pins.cert.clone(),
+        install_script: super::agent::install_script_text(&st),
+        binary: std::env::current_exe().map_err(ApiError::internal)?,
+    };
+    // The credentials stay inside the push; only the target and the login name are recorded.
+    let target = format!("{}:{} as {}", b.address, b.port, b.user);
+    let job = st
+        .hosts
+        .start_push(&p.user.username, b, ctx)
+        .map_err(ApiError::from)?;
+    let resp = (StatusCode::CREATED, axum::Json(&job)).into_response();
+    Ok(noted(resp, target, format!("push {}", job.id)))
+}
+
+pub(crate) async fn push_list(State(st): State<AppState>) -> Response {
+    axum::Json(json!({ "items": st.hosts.push_jobs() })).into_response()
+}
+
+pub(crate) async fn push_get(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(axum::Json(st.hosts.push_job(id)?).into_response())
+}
+
+pub(crate) async fn known_hosts(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let hosts = st.hosts.clone();
+    let v = blocking(move || hosts.known_hosts()).await?;
+    let items: Vec<Value> = v
+        .iter()
+        .map(|k| json!({"target": k.target, "fingerprint": k.fingerprint, "first_seen": time(k.first_seen), "last_seen": time(k.last_seen)}))
+        .collect();
+    Ok(axum::Json(json!({ "items": items })).into_response())
+}
+
+pub(crate) async fn forget_known_host(
+    State(st): State<AppState>,
+    Path(target): Path<String>,
+) -> Result<Response, ApiError> {
+    let hosts = st.hosts.clone();
+    let k = blocking(move || hosts.forget_known_host(&target)).await?;
+    Ok(noted(
+        no_content(),
+        k.target,
+        format!("forgot {}", k.fingerprint),
     ))
 }
 

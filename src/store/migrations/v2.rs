@@ -1,5 +1,5 @@
 //! Schema version 2: hosts and agents (hosts, enrollment tokens, agent credentials, jobs,
-//! terminal sessions).
+//! terminal sessions, SSH host keys).
 
 use super::super::*;
 
@@ -7,7 +7,12 @@ pub(super) fn up(tx: &mut WriteTx) -> Result<(), StoreError> {
     for t in [&HOSTS, &JOBS, &TERMINALS] {
         tx.create_table_u64(t)?;
     }
-    for t in [&ENROLL_TOKENS, &ENROLL_SECRETS, &AGENT_CREDS] {
+    for t in [
+        &ENROLL_TOKENS,
+        &ENROLL_SECRETS,
+        &AGENT_CREDS,
+        &SSH_KNOWN_HOSTS,
+    ] {
         tx.create_table_str(t)?;
     }
     Ok(())
