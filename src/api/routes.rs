@@ -528,6 +528,8 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::GET, "/api/v1/hosts/ssh-push/{id}", "hosts.ssh_push.get", Perm("hosts:write"), "One SSH push with its steps", get(hosts::push_get)),
         r(Method::GET, "/api/v1/ssh/known-hosts", "ssh.known_hosts", Perm("hosts:read"), "Trusted SSH host keys", get(hosts::known_hosts)),
         r(Method::DELETE, "/api/v1/ssh/known-hosts/{target}", "ssh.known_hosts.forget", Perm("hosts:write"), "Forget a host key (after a reinstall)", delete(hosts::forget_known_host)),
+        r(Method::POST, "/api/v1/hosts/import", "hosts.import", Perm("hosts:write"), "Validate a CSV of hosts and, when every row is valid and not dry_run, push them all", post(hosts::import))
+            .body(&["csv", "private_key", "passphrase", "dry_run"]),
     ];
     routes.into_iter().map(|r| (r.def, r.handler)).collect()
 }

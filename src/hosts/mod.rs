@@ -5,6 +5,7 @@
 
 pub mod exec;
 pub mod files;
+pub mod import;
 pub mod push;
 pub mod terminal;
 
@@ -665,7 +666,7 @@ fn delete_in(tx: &mut WriteTx, id: u64) -> Result<HostRecord> {
     Ok(h)
 }
 
-fn check_labels(labels: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+pub(crate) fn check_labels(labels: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
     if labels.len() > 64 {
         return Err(Error::validation("labels", "at most 64 labels"));
     }
@@ -694,7 +695,7 @@ fn check_labels(labels: BTreeMap<String, String>) -> Result<BTreeMap<String, Str
     Ok(labels)
 }
 
-fn check_groups(mut groups: Vec<String>) -> Result<Vec<String>> {
+pub(crate) fn check_groups(mut groups: Vec<String>) -> Result<Vec<String>> {
     for g in &groups {
         let ok = (1..=64).contains(&g.len())
             && g.chars().all(|c| c.is_alphanumeric() || "_.-".contains(c));

@@ -145,52 +145,59 @@ fn valid_dir(p: &str) -> bool {
         && !p.split('/').any(|seg| seg == "..")
 }
 
-/// Checks a request; returns the field at fault.
+/// Checks a request; returns the first field at fault.
 pub fn validate(r: &PushRequest) -> Result<()> {
+    match validate_all(r).into_iter().next() {
+        Some((field, message)) => Err(Error::Validation { field, message }),
+        None => Ok(()),
+    }
+}
+
+/// Every problem of a request, field by field (the CSV import reports them all).
+pub fn validate_all(r: &PushRequest) -> Vec<(&'static str, String)> {
+    let mut errs = Vec::new();
     if !valid_address(&r.address) {
-        return Err(Error::validation(
+        errs.push((
             "address",
-            "address must be a host name or IP address (letters, digits, '.', '-', ':')",
+            "address must be a host name or IP address (letters, digits, '.', '-', ':')"
+                .to_string(),
         ));
     }
     if r.port == 0 {
-        return Err(Error::validation("port", "port must be 1 to 65535"));
+        errs.push(("port", "port must be 1 to 65535".to_string()));
     }
     if !valid_user(&r.user) {
-        return Err(Error::validation(
+        errs.push((
             "user",
-            "user must be 1 to 32 letters, digits, '_', '.', '-', not starting with '-'",
+            "user must be 1 to 32 letters, digits, '_', '.', '-', not starting with '-'"
+                .to_string(),
         ));
     }
     match (&r.password, &r.private_key) {
         (Some(p), None) if !p.is_empty() => {}
         (None, Some(k)) if !k.trim().is_empty() => {}
-        _ => {
-            return Err(Error::validation(
-                "password",
-                "give either a password or a private key",
-            ));
-        }
+        _ => errs.push((
+            "password",
+            "give either a password or a private key".to_string(),
+        )),
     }
     for (field, dir) in [("prefix", &r.prefix), ("data_dir", &r.data_dir)] {
         if !valid_dir(dir) {
-            return Err(Error::validation(
-                field,
-                format!(
-                    "{field} must be an absolute path of letters, digits, '/', '.', '_', '-' without .."
-                ),
-            ));
+            errs.push((field, format!("{field} must be an absolute path of letters, digits, '/', '.', '_', '-' without ..")));
         }
     }
     if let Some(k) = &r.expected_host_key
         && !(k.starts_with("SHA256:") && k.len() < 100)
     {
-        return Err(Error::validation(
-            "expected_host_key",
-            "expected_host_key looks like SHA256:… (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)",
-        ));
+        errs.push(("expected_host_key", "expected_host_key looks like SHA256:… (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)".to_string()));
     }
-    Ok(())
+    if let Err(Error::Validation { message, .. }) = super::check_labels(r.labels.clone()) {
+        errs.push(("labels", message));
+    }
+    if let Err(Error::Validation { message, .. }) = super::check_groups(r.groups.clone()) {
+        errs.push(("groups", message));
+    }
+    errs
 }
 
 impl Hosts {

@@ -268,3 +268,91 @@ fn ssh_push_refuses_bad_input_and_unreachable_hosts() {
         403
     );
 }
+
+#[test]
+fn csv_import_validates_every_row_before_pushing() {
+    let s = TestServer::start_with(
+        &[
+            ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("OMP_AGENT__HEARTBEAT_SECS", "1"),
+        ],
+        None,
+    );
+    let admin = s.admin();
+    let dir = tempfile::tempdir().unwrap();
+    keygen(&dir.path().join("host_key"));
+    keygen(&dir.path().join("id_ed25519"));
+    std::fs::copy(
+        dir.path().join("id_ed25519.pub"),
+        dir.path().join("authorized_keys"),
+    )
+    .unwrap();
+    let key = std::fs::read_to_string(dir.path().join("id_ed25519")).unwrap();
+    let port = free_port();
+    let _server = sshd(dir.path(), port);
+    let target = tempfile::tempdir().unwrap();
+    let (prefix, data) = (target.path().join("opt"), target.path().join("data"));
+
+    // One bad row: the whole import is refused with per-row errors, nothing starts.
+    let csv = format!(
+        "address,port,user,labels,groups,prefix,data_dir\n127.0.0.1,{port},root,role=db,imported,{p},{d}\n-oProxyCommand=x,22,root,,,,\n",
+        p = prefix.display(),
+        d = data.display()
+    );
+    let a = admin.post(
+        "/api/v1/hosts/import",
+        &json!({"csv": csv, "private_key": key}),
+    );
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(
+        (a.body["valid"].as_u64(), a.body["invalid"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(a.body["rows"][1]["line"], 3);
+    assert_eq!(a.body["rows"][1]["errors"][0]["field"], "address");
+    assert_eq!(admin.get("/api/v1/hosts/ssh-push").body["items"], json!([]));
+    let a = admin.post(
+        "/api/v1/hosts/import",
+        &json!({"csv": "address,colour\n1,2\n"}),
+    );
+    assert_eq!(
+        (a.status, a.body["error"]["details"]["field"].as_str()),
+        (422, Some("csv"))
+    );
+
+    // Valid: a dry run only reports; the real run pushes.
+    let csv = format!(
+        "address,port,user,labels,groups,prefix,data_dir\n127.0.0.1,{port},root,role=db,imported,{},{}\n",
+        prefix.display(),
+        data.display()
+    );
+    let a = admin.post(
+        "/api/v1/hosts/import",
+        &json!({"csv": csv, "private_key": key, "dry_run": true}),
+    );
+    assert_eq!(
+        (a.status, a.body["valid"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        a.text
+    );
+    assert_eq!(admin.get("/api/v1/hosts/ssh-push").body["items"], json!([]));
+    let a = admin.post(
+        "/api/v1/hosts/import",
+        &json!({"csv": csv, "private_key": key}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.body["pushes"][0]["id"].as_u64().unwrap();
+    let j = eventually(120, || {
+        let j = admin.get(&format!("/api/v1/hosts/ssh-push/{id}")).body;
+        (j["state"] != "running").then_some(j)
+    })
+    .unwrap();
+    let _ = Command::new("pkill")
+        .arg("-f")
+        .arg(prefix.join("bin/omp"))
+        .status();
+    assert_eq!(j["state"], "ok", "{j}");
+    let hosts = admin.get("/api/v1/hosts?group=imported").body;
+    assert_eq!(hosts["items"][0]["labels"]["role"], "db", "{hosts}");
+}

@@ -533,6 +533,75 @@ pub(crate) async fn forget_known_host(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportBody {
+    csv: String,
+    #[serde(default)]
+    private_key: Option<String>,
+    #[serde(default)]
+    passphrase: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Validates a CSV of hosts; when every row is valid (and not a dry run) pushes them all.
+pub(crate) async fn import(
+    State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
+    headers: HeaderMap,
+    JsonBody(b): JsonBody<ImportBody>,
+) -> Result<Response, ApiError> {
+    let key = b.private_key.as_deref().filter(|k| !k.trim().is_empty());
+    let (rows, requests) = crate::hosts::import::parse(&b.csv, key, b.passphrase.as_deref())
+        .map_err(|e| ApiError::new("validation_failed", e).with_details(json!({"field": "csv"})))?;
+    let invalid = rows.iter().filter(|r| !r.ok).count();
+    let report = json!({"rows": rows, "valid": rows.len() - invalid, "invalid": invalid});
+    if invalid > 0 {
+        let resp = (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(report)).into_response();
+        return Ok(noted(
+            resp,
+            "hosts import",
+            format!("{invalid} invalid rows; nothing started"),
+        ));
+    }
+    if b.dry_run {
+        return Ok(noted(
+            axum::Json(report).into_response(),
+            "hosts import (dry run)",
+            format!("{} valid rows", rows.len()),
+        ));
+    }
+    let ctx = crate::hosts::push::PushContext {
+        server_url: public_url(&st, &headers)?,
+        cert_pin: st.pins.cert.clone(),
+        install_script: super::agent::install_script_text(&st),
+        binary: std::env::current_exe().map_err(ApiError::internal)?,
+    };
+    let mut pushes = Vec::new();
+    for r in requests {
+        pushes.push(
+            st.hosts
+                .start_push(&p.user.username, r, ctx.clone())
+                .map_err(ApiError::from)?,
+        );
+    }
+    let targets: Vec<String> = pushes
+        .iter()
+        .map(|j| format!("{}:{}", j.address, j.port))
+        .collect();
+    let resp = (
+        StatusCode::CREATED,
+        axum::Json(json!({"rows": rows, "pushes": pushes})),
+    )
+        .into_response();
+    Ok(noted(
+        resp,
+        "hosts import",
+        format!("pushes to {}", targets.join(", ")),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::sh_quote;
