@@ -18,6 +18,7 @@ pub mod server;
 pub mod ssh;
 pub mod store;
 pub mod tls;
+pub mod tsdb;
 pub mod ui;
 
 /// The version of this build.

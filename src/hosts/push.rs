@@ -77,6 +77,7 @@ pub struct Step {
 pub struct PushJob {
     pub id: u64,
     pub created_by: String,
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: i64,
     pub address: String,
     pub port: u16,
@@ -96,6 +97,17 @@ pub struct KnownHost {
     pub first_seen: i64,
     pub last_seen: i64,
 }
+
+/// Times in API answers are RFC 3339, like everywhere else.
+fn rfc3339<S: serde::Serializer>(t: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    let text = chrono::DateTime::from_timestamp(*t, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    s.serialize_str(&text)
+}
+
+/// Pushes remembered (an import may start 1000 at once); finished ones are forgotten first.
+const MAX_PUSHES: usize = 2000;
 
 const STEPS: &[&str] = &[
     "connect",
@@ -227,10 +239,16 @@ impl Hosts {
                     .collect(),
             };
             p.jobs.insert(job.id, job.clone());
-            // Keep the newest 200 pushes in memory.
-            if p.jobs.len() > 200 {
-                let oldest = *p.jobs.keys().min().unwrap_or(&0);
-                p.jobs.remove(&oldest);
+            if p.jobs.len() > MAX_PUSHES {
+                let oldest_done = p
+                    .jobs
+                    .values()
+                    .filter(|j| j.state != "running")
+                    .map(|j| j.id)
+                    .min();
+                if let Some(id) = oldest_done {
+                    p.jobs.remove(&id);
+                }
             }
             job
         };
@@ -342,8 +360,16 @@ impl Hosts {
             .run("uname -sm", None, short)
             .await
             .map_err(|e| e.to_string())?;
-        let want_arch = std::env::consts::ARCH;
         let got = out.stdout.trim().to_string();
+        if out.code != Some(0) {
+            let said = format!("{} {}", got, out.stderr.trim());
+            return Err(format!(
+                "cannot run commands as {} (is its login shell a real shell?): {}",
+                req.user,
+                said.trim()
+            ));
+        }
+        let want_arch = std::env::consts::ARCH;
         if got != format!("Linux {want_arch}") {
             return Err(format!(
                 "this agent is built for Linux {want_arch}; the host says {got:?}"

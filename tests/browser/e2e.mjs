@@ -115,17 +115,31 @@ await step(`sign in as ${USER}`, async () => {
   await page.locator(tid('dashboard')).waitFor({ state: 'visible' });
 });
 
+// Picks a language from the header menu. The menu can re-render while the first page is
+// still loading its data (closing under the pointer), so a pick that did not take is retried.
+async function pickLanguage(code, navLabel) {
+  for (let attempt = 1; ; attempt++) {
+    await page.locator(tid('lang-switch')).click();
+    const option = page.locator(tid(`lang-${code}`));
+    await option.waitFor({ state: 'visible' });
+    await option.click();
+    try {
+      await page.locator(tid('nav-users')).getByText(navLabel).waitFor({ state: 'visible', timeout: 5_000 });
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await page.keyboard.press('Escape');
+    }
+  }
+}
+
 await step('switch the language to 简体中文', async () => {
-  await page.locator(tid('lang-switch')).click();
-  await page.locator(tid('lang-zh-CN')).click();
-  await page.locator(tid('nav-users')).getByText('用户与角色').waitFor({ state: 'visible' });
+  await pickLanguage('zh-CN', '用户与角色');
   await page.locator(tid('nav-audit')).getByText('审计日志').waitFor({ state: 'visible' });
 });
 
 await step('switch the language back to English', async () => {
-  await page.locator(tid('lang-switch')).click();
-  await page.locator(tid('lang-en')).click();
-  await page.locator(tid('nav-users')).getByText('Users & roles').waitFor({ state: 'visible' });
+  await pickLanguage('en', 'Users & roles');
 });
 
 await step('open Users & roles', async () => {

@@ -92,4 +92,43 @@ fn browser_foundation_hosts_terminal() {
         &[("OMP_EXPECT_HOST", &hostname)],
     );
     assert!(shots.join("terminal.png").exists() && shots.join("replay.png").exists());
+
+    // Push a host over SSH from the form (a real sshd on loopback), then check a CSV import
+    // reports the bad row.
+    let dir = tempfile::tempdir().unwrap();
+    crate::ssh::keygen(&dir.path().join("host_key"));
+    crate::ssh::keygen(&dir.path().join("id_ed25519"));
+    std::fs::copy(
+        dir.path().join("id_ed25519.pub"),
+        dir.path().join("authorized_keys"),
+    )
+    .unwrap();
+    let port = crate::ssh::free_port();
+    let _sshd = crate::ssh::sshd(dir.path(), port);
+    let target = tempfile::tempdir().unwrap();
+    let prefix = target.path().join("opt");
+    let port_s = port.to_string();
+    let key_file = dir.path().join("id_ed25519");
+    let data_dir = target.path().join("data");
+    let pushed = std::panic::catch_unwind(|| {
+        node(
+            "ssh.mjs",
+            &s,
+            &shots,
+            &[
+                ("OMP_SSH_PORT", &port_s),
+                ("OMP_SSH_KEY_FILE", key_file.to_str().unwrap()),
+                ("OMP_SSH_PREFIX", prefix.to_str().unwrap()),
+                ("OMP_SSH_DATA_DIR", data_dir.to_str().unwrap()),
+            ],
+        )
+    });
+    let _ = Command::new("pkill")
+        .arg("-f")
+        .arg(prefix.join("bin/omp"))
+        .status();
+    if let Err(e) = pushed {
+        std::panic::resume_unwind(e);
+    }
+    assert!(shots.join("ssh-push.png").exists() && shots.join("import.png").exists());
 }

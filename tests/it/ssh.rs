@@ -14,7 +14,7 @@ use crate::util::*;
 
 const SSHD: &str = "/usr/sbin/sshd";
 
-struct Sshd {
+pub(crate) struct Sshd {
     child: Child,
 }
 
@@ -25,7 +25,7 @@ impl Drop for Sshd {
     }
 }
 
-fn keygen(path: &Path) {
+pub(crate) fn keygen(path: &Path) {
     let st = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)
@@ -35,7 +35,7 @@ fn keygen(path: &Path) {
 }
 
 /// Starts sshd with `dir/host_key`, letting root in with `dir/id_ed25519`.
-fn sshd(dir: &Path, port: u16) -> Sshd {
+pub(crate) fn sshd(dir: &Path, port: u16) -> Sshd {
     assert!(
         Path::new(SSHD).exists(),
         "{SSHD} is missing: apt-get install openssh-server (.ci/run does)"
@@ -71,7 +71,7 @@ fn sshd(dir: &Path, port: u16) -> Sshd {
     Sshd { child }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -230,16 +230,69 @@ export type TermServerMsg =
   | { type: 'output'; data: string }
   | { type: 'exit'; code: number | null; reason: string };
 
+// ---------------------------------------------------------------- SSH push and CSV import
+
+export type PushState = 'running' | 'ok' | 'failed';
+export type PushStepState = 'pending' | 'running' | 'ok' | 'failed';
+
+export interface PushStep {
+  /** connect, host key, login, check target, check folders, copy agent, install and enroll, wait for the agent */
+  name: string;
+  state: PushStepState;
+  /** For a failed step: what went wrong and what to do. */
+  detail: string;
+}
+
+export interface PushJob {
+  id: number;
+  created_by: string;
+  /** RFC 3339 per the contract; the server currently sends Unix seconds. Both are accepted. */
+  created_at: string | number;
+  address: string;
+  port: number;
+  user: string;
+  state: PushState;
+  host_key?: string | null;
+  host_id?: string | number | null;
+  steps: PushStep[];
+}
+
+export interface KnownHost {
+  /** "addr:port" */
+  target: string;
+  fingerprint: string;
+  first_seen: string;
+  last_seen: string;
+}
+
+export interface ImportRow {
+  line: number;
+  address: string;
+  ok: boolean;
+  errors: { field: string; message: string }[];
+}
+
+/** POST /hosts/import: 200 (dry run) / 422 (a row is invalid) with `valid`/`invalid`, 201 with `pushes`. */
+export interface ImportAnswer {
+  rows: ImportRow[];
+  valid?: number;
+  invalid?: number;
+  pushes?: PushJob[];
+}
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly details: Record<string, unknown>;
+  /** The whole JSON body of the error answer (for routes that answer data with an error status). */
+  readonly body: unknown;
 
-  constructor(status: number, code: string, message: string, details?: Record<string, unknown>) {
+  constructor(status: number, code: string, message: string, details?: Record<string, unknown>, body?: unknown) {
     super(message);
     this.status = status;
     this.code = code;
     this.details = details ?? {};
+    this.body = body;
   }
 }
 
@@ -317,8 +370,9 @@ async function request<T>(method: string, path: string, body?: unknown, opts: Re
   let code = 'http_' + res.status;
   let message = res.statusText || `HTTP ${res.status}`;
   let details: Record<string, unknown> | undefined;
+  let data: { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined;
   try {
-    const data = (await res.json()) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+    data = (await res.json()) as typeof data;
     if (data?.error) {
       code = data.error.code ?? code;
       message = data.error.message ?? message;
@@ -327,7 +381,7 @@ async function request<T>(method: string, path: string, body?: unknown, opts: Re
   } catch {
     // not JSON: keep the status text
   }
-  const err = new ApiError(res.status, code, message, details);
+  const err = new ApiError(res.status, code, message, details, data);
 
   if (!opts.noAuthRedirect) {
     if (res.status === 401) {

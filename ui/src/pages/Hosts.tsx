@@ -1,6 +1,6 @@
-// Hosts module: the frame (title, global maintenance switch, Hosts / Remote execution tabs)
-// and its routes, the hosts table (filters, 5 s auto refresh, edit / maintenance / delete)
-// and the "Add host" dialog (enrollment command + the list of enrollment tokens).
+// Hosts module: the frame (title, global maintenance switch, Hosts / Remote execution / SSH push
+// tabs) and its routes, the hosts table (filters, 5 s auto refresh, edit / maintenance / delete)
+// and the "Add host" dialog (enrollment command, push over SSH, CSV import, enrollment tokens).
 import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
 import {
   Alert,
@@ -51,8 +51,10 @@ import {
   parseLabels,
   useHostGroups,
 } from '../components/hostBits';
+import { ImportCsvTab, SshPushTab } from '../components/sshPush';
 import HostDetailPage from './HostDetail';
 import ExecPage from './Exec';
+import SshPage from './SshPushes';
 
 // the web terminal carries xterm.js: its own chunk, loaded only when a terminal is opened
 const TerminalPage = lazy(() => import('./Terminal'));
@@ -67,7 +69,8 @@ export default function HostsModule() {
   const navigate = useNavigate();
   const location = useLocation();
   if (!can('hosts:read')) return <NoPermission />;
-  const tab = location.pathname.replace(/\/+$/, '') === '/hosts/exec' ? 'exec' : 'hosts';
+  const path = location.pathname.replace(/\/+$/, '');
+  const tab = path === '/hosts/exec' ? 'exec' : path === '/hosts/ssh' ? 'ssh' : 'hosts';
   const frame = (children: React.ReactNode) => (
     <div data-testid="hosts-page">
       <div style={{ display: 'flex', justifyContent: 'space-between', alignItems: 'center', gap: 12, flexWrap: 'wrap', marginBottom: 16 }}>
@@ -79,10 +82,11 @@ export default function HostsModule() {
       <GlobalMaintenanceBanner />
       <Tabs
         activeKey={tab}
-        onChange={(k) => navigate(k === 'exec' ? '/hosts/exec' : '/hosts')}
+        onChange={(k) => navigate(k === 'hosts' ? '/hosts' : `/hosts/${k}`)}
         items={[
           { key: 'hosts', label: <span data-testid="tab-hosts">{t('hosts.tabHosts')}</span> },
           ...(can('exec:run') ? [{ key: 'exec', label: <span data-testid="tab-exec">{t('hosts.tabExec')}</span> }] : []),
+          { key: 'ssh', label: <span data-testid="tab-ssh">{t('hosts.tabSsh')}</span> },
         ]}
         style={{ marginBottom: 0 }}
       />
@@ -93,6 +97,7 @@ export default function HostsModule() {
     <Routes>
       <Route index element={frame(<HostsTable />)} />
       <Route path="exec" element={frame(can('exec:run') ? <ExecPage /> : <NoPermission />)} />
+      <Route path="ssh" element={frame(<SshPage />)} />
       <Route path=":id" element={<HostDetailPage />} />
       <Route
         path=":id/terminal"
@@ -586,7 +591,7 @@ function AddHostModal({ onClose }: { onClose: () => void }) {
   const [tab, setTab] = useState('new');
   const [listKey, setListKey] = useState(0);
   return (
-    <Modal open title={t('enroll.title')} onCancel={onClose} width={760} mask={{ closable: false }} footer={
+    <Modal open title={t('enroll.title')} onCancel={onClose} width={860} mask={{ closable: false }} footer={
       <Button onClick={onClose} data-testid="enroll-close">
         {t('common.close')}
       </Button>
@@ -601,6 +606,8 @@ function AddHostModal({ onClose }: { onClose: () => void }) {
         items={[
           { key: 'new', label: <span data-testid="enroll-tab-new">{t('enroll.tabNew')}</span>, children: <NewEnrollment /> },
           { key: 'tokens', label: <span data-testid="enroll-tab-tokens">{t('enroll.tabTokens')}</span>, children: <EnrollTokens key={listKey} /> },
+          { key: 'ssh', label: <span data-testid="ssh-tab">{t('ssh.tab')}</span>, children: <SshPushTab /> },
+          { key: 'import', label: <span data-testid="import-tab">{t('import.tab')}</span>, children: <ImportCsvTab /> },
         ]}
       />
     </Modal>

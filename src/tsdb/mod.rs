@@ -1,0 +1,16 @@
+//! The embedded time-series engine (issue 4). Built bottom-up as sans-IO cores with a thin
+//! file layer: `bits` (bit streams), `chunk` (Gorilla XOR chunks), `wal` (the checksummed
+//! write-ahead log). The series index, ring of segments, downsampling and the PromQL
+//! evaluator come next. `tsdb` never does network I/O.
+
+pub mod bits;
+pub mod chunk;
+pub mod wal;
+
+/// Prometheus' staleness marker: a NaN with this exact bit pattern marks a series as gone.
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+/// True when `v` is the staleness marker (compared bit for bit: other NaNs are values).
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN
+}
