@@ -5,6 +5,7 @@
 
 pub mod files;
 pub mod inventory;
+pub mod metrics;
 pub mod runner;
 pub mod sim;
 pub mod terminal;
