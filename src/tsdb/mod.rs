@@ -1,12 +1,14 @@
 //! The embedded time-series engine (issue 4). Built bottom-up as sans-IO cores with a thin
 //! file layer: `bits` (bit streams), `chunk` (Gorilla XOR chunks), `exposition` (the
-//! Prometheus/OpenMetrics text parser), `wal` (the checksummed
-//! write-ahead log). The series index, ring of segments, downsampling and the PromQL
-//! evaluator come next. `tsdb` never does network I/O.
+//! Prometheus/OpenMetrics text parser), `head` (series, inverted index, matchers, chunk
+//! lists, retention), `wal` (the checksummed write-ahead log). The ring of segment files,
+//! downsampling, ingestion from agents and scrapes, and the PromQL evaluator come next.
+//! `tsdb` never does network I/O.
 
 pub mod bits;
 pub mod chunk;
 pub mod exposition;
+pub mod head;
 pub mod wal;
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern marks a series as gone.

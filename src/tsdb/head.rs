@@ -1,0 +1,471 @@
+//! The in-memory head of the store: series by label set, an inverted index (label=value →
+//! series ids) for matchers, and per series a list of closed Gorilla chunks plus the open one.
+//! Sans-IO: samples and time come in as arguments. Chunks close at 120 samples (as in
+//! Prometheus) so queries decode little; retention drops whole chunks and empty series.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::chunk::{AppendError, ChunkIter, ChunkWriter};
+
+/// A label set, sorted by name, including `__name__`.
+pub type Labels = Vec<(String, String)>;
+
+/// Samples per chunk before it is closed.
+pub const CHUNK_SAMPLES: usize = 120;
+
+/// How a label is matched (PromQL's `=`, `!=`, `=~`, `!~`; regexes are fully anchored).
+#[derive(Debug, Clone)]
+pub enum MatchOp {
+    Eq(String),
+    Neq(String),
+    Re(regex::Regex),
+    Nre(regex::Regex),
+}
+
+/// One label matcher.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub name: String,
+    pub op: MatchOp,
+}
+
+impl Matcher {
+    pub fn eq(name: &str, value: &str) -> Self {
+        Matcher {
+            name: name.into(),
+            op: MatchOp::Eq(value.into()),
+        }
+    }
+
+    /// A regex matcher, anchored at both ends as PromQL does.
+    pub fn re(name: &str, pattern: &str, negate: bool) -> Result<Self, regex::Error> {
+        let r = regex::Regex::new(&format!("^(?:{pattern})$"))?;
+        Ok(Matcher {
+            name: name.into(),
+            op: if negate {
+                MatchOp::Nre(r)
+            } else {
+                MatchOp::Re(r)
+            },
+        })
+    }
+
+    /// Does `value` (empty when the label is absent) match?
+    pub fn matches(&self, value: &str) -> bool {
+        match &self.op {
+            MatchOp::Eq(v) => value == v,
+            MatchOp::Neq(v) => value != v,
+            MatchOp::Re(r) => r.is_match(value),
+            MatchOp::Nre(r) => !r.is_match(value),
+        }
+    }
+}
+
+/// Why a series or sample was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HeadError {
+    #[error("the series limit of {0} is reached")]
+    TooManySeries(usize),
+    #[error("a series needs a __name__ label")]
+    NoName,
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    #[error("unknown series id {0}")]
+    UnknownSeries(u64),
+}
+
+struct Closed {
+    min_t: i64,
+    max_t: i64,
+    bytes: Vec<u8>,
+}
+
+struct Series {
+    labels: Labels,
+    closed: Vec<Closed>,
+    open: ChunkWriter,
+    open_min_t: i64,
+}
+
+/// The head: every live series.
+#[derive(Default)]
+pub struct Head {
+    series: HashMap<u64, Series>,
+    by_labels: HashMap<Labels, u64>,
+    postings: BTreeMap<String, BTreeMap<String, BTreeSet<u64>>>,
+    next_id: u64,
+    max_series: usize,
+}
+
+impl Head {
+    pub fn new(max_series: usize) -> Self {
+        Head {
+            max_series,
+            ..Default::default()
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// The id of a label set, creating the series when new.
+    pub fn series_id(&mut self, mut labels: Labels) -> Result<u64, HeadError> {
+        labels.sort();
+        labels.dedup_by(|a, b| a.0 == b.0);
+        if let Some(id) = self.by_labels.get(&labels) {
+            return Ok(*id);
+        }
+        if !labels.iter().any(|(n, v)| n == "__name__" && !v.is_empty()) {
+            return Err(HeadError::NoName);
+        }
+        if self.series.len() >= self.max_series {
+            return Err(HeadError::TooManySeries(self.max_series));
+        }
+        self.next_id += 1;
+        let id = self.next_id;
+        for (n, v) in &labels {
+            self.postings
+                .entry(n.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(id);
+        }
+        self.by_labels.insert(labels.clone(), id);
+        self.series.insert(
+            id,
+            Series {
+                labels,
+                closed: Vec::new(),
+                open: ChunkWriter::new(),
+                open_min_t: 0,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Appends a sample to a series; out-of-order and duplicate samples are refused.
+    pub fn append(&mut self, id: u64, t: i64, v: f64) -> Result<(), HeadError> {
+        let s = self
+            .series
+            .get_mut(&id)
+            .ok_or(HeadError::UnknownSeries(id))?;
+        if s.open.len() >= CHUNK_SAMPLES {
+            let last = s.open.last_timestamp().unwrap_or(t);
+            if t <= last {
+                return Err(if t == last {
+                    AppendError::Duplicate { t }
+                } else {
+                    AppendError::OutOfOrder { t, last }
+                }
+                .into());
+            }
+            let full = std::mem::take(&mut s.open);
+            s.closed.push(Closed {
+                min_t: s.open_min_t,
+                max_t: last,
+                bytes: full.bytes(),
+            });
+        }
+        if s.open.is_empty() {
+            // The first sample of a chunk must still follow the previous chunk.
+            if let Some(c) = s.closed.last()
+                && t <= c.max_t
+            {
+                return Err(if t == c.max_t {
+                    AppendError::Duplicate { t }
+                } else {
+                    AppendError::OutOfOrder { t, last: c.max_t }
+                }
+                .into());
+            }
+            s.open_min_t = t;
+        }
+        s.open.push(t, v)?;
+        Ok(())
+    }
+
+    /// Ids of the series matching every matcher (PromQL semantics: a matcher that matches
+    /// the empty string also selects series without that label).
+    pub fn select_ids(&self, matchers: &[Matcher]) -> Vec<u64> {
+        let mut ids: Option<BTreeSet<u64>> = None;
+        // Narrow with equality matchers on present values first: they use the index.
+        for m in matchers {
+            if let MatchOp::Eq(v) = &m.op
+                && !v.is_empty()
+            {
+                let set = self
+                    .postings
+                    .get(&m.name)
+                    .and_then(|vals| vals.get(v))
+                    .cloned()
+                    .unwrap_or_default();
+                ids = Some(match ids {
+                    None => set,
+                    Some(cur) => cur.intersection(&set).copied().collect(),
+                });
+            }
+        }
+        let candidates: Vec<u64> = match ids {
+            Some(s) => s.into_iter().collect(),
+            None => {
+                let mut v: Vec<u64> = self.series.keys().copied().collect();
+                v.sort_unstable();
+                v
+            }
+        };
+        candidates
+            .into_iter()
+            .filter(|id| {
+                let s = &self.series[id];
+                matchers.iter().all(|m| {
+                    let value = s
+                        .labels
+                        .iter()
+                        .find(|(n, _)| *n == m.name)
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or("");
+                    m.matches(value)
+                })
+            })
+            .collect()
+    }
+
+    /// Matching series with their samples in `[mint, maxt]`, by series id.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        self.select_ids(matchers)
+            .into_iter()
+            .map(|id| {
+                let s = &self.series[&id];
+                let mut samples = Vec::new();
+                for c in s
+                    .closed
+                    .iter()
+                    .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+                {
+                    samples.extend(
+                        ChunkIter::new(&c.bytes).filter(|(t, _)| (mint..=maxt).contains(t)),
+                    );
+                }
+                if !s.open.is_empty() && s.open_min_t <= maxt {
+                    samples.extend(
+                        ChunkIter::new(&s.open.bytes()).filter(|(t, _)| (mint..=maxt).contains(t)),
+                    );
+                }
+                (s.labels.clone(), samples)
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
+    }
+
+    /// Every label name, sorted.
+    pub fn label_names(&self) -> Vec<String> {
+        self.postings.keys().cloned().collect()
+    }
+
+    /// Every value of a label, sorted.
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        self.postings
+            .get(name)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Drops chunks that end before `t`, and series left without samples.
+    pub fn drop_before(&mut self, t: i64) -> usize {
+        let mut gone = Vec::new();
+        for (id, s) in self.series.iter_mut() {
+            s.closed.retain(|c| c.max_t >= t);
+            let open_stale = s.open.last_timestamp().is_none_or(|l| l < t);
+            if s.closed.is_empty() && open_stale {
+                gone.push(*id);
+            }
+        }
+        for id in &gone {
+            if let Some(s) = self.series.remove(id) {
+                self.by_labels.remove(&s.labels);
+                for (n, v) in &s.labels {
+                    if let Some(vals) = self.postings.get_mut(n) {
+                        if let Some(set) = vals.get_mut(v) {
+                            set.remove(id);
+                            if set.is_empty() {
+                                vals.remove(v);
+                            }
+                        }
+                        if vals.is_empty() {
+                            self.postings.remove(n);
+                        }
+                    }
+                }
+            }
+        }
+        gone.len()
+    }
+
+    /// Bytes of chunk data held (closed chunks plus open chunks).
+    pub fn chunk_bytes(&self) -> usize {
+        self.series
+            .values()
+            .map(|s| s.closed.iter().map(|c| c.bytes.len()).sum::<usize>() + s.open.size())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn head() -> Head {
+        let mut h = Head::new(1000);
+        let series = [
+            &[("__name__", "up"), ("job", "node"), ("instance", "a:9100")][..],
+            &[("__name__", "up"), ("job", "node"), ("instance", "b:9100")],
+            &[("__name__", "up"), ("job", "prom"), ("instance", "c:9090")],
+            &[("__name__", "node_load1"), ("instance", "a:9100")],
+        ];
+        for (i, l) in series.iter().enumerate() {
+            let id = h.series_id(labels(l)).unwrap();
+            for t in 0..300 {
+                h.append(id, t * 15_000, (i * 1000 + t as usize) as f64)
+                    .unwrap();
+            }
+        }
+        h
+    }
+
+    fn names(h: &Head, ms: &[Matcher]) -> Vec<String> {
+        h.select(ms, 0, i64::MAX)
+            .into_iter()
+            .map(|(l, _)| {
+                l.iter()
+                    .map(|(a, b)| format!("{a}={b}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matchers_select_like_promql() {
+        let h = head();
+        let re = |n: &str, p: &str| Matcher::re(n, p, false).unwrap();
+        let nre = |n: &str, p: &str| Matcher::re(n, p, true).unwrap();
+        let cases: Vec<(Vec<Matcher>, usize)> = vec![
+            (vec![Matcher::eq("__name__", "up")], 3),
+            (
+                vec![Matcher::eq("__name__", "up"), Matcher::eq("job", "node")],
+                2,
+            ),
+            (
+                vec![Matcher::eq("__name__", "up"), re("instance", "a.*")],
+                1,
+            ),
+            (vec![Matcher::eq("__name__", "up"), re("instance", "a")], 0),
+            (vec![Matcher::eq("__name__", "up"), nre("job", "node|x")], 1),
+            (
+                vec![Matcher {
+                    name: "job".into(),
+                    op: MatchOp::Neq("node".into()),
+                }],
+                2,
+            ),
+            (vec![Matcher::eq("job", "")], 1),
+            (
+                vec![re("__name__", ".+"), Matcher::eq("instance", "a:9100")],
+                2,
+            ),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(
+                h.select(&ms, 0, i64::MAX).len(),
+                want,
+                "{ms:?} -> {:?}",
+                names(&h, &ms)
+            );
+        }
+    }
+
+    #[test]
+    fn chunks_close_and_ranges_cut() {
+        let h = head();
+        let (_, samples) = h
+            .select(&[Matcher::eq("instance", "b:9100")], 0, i64::MAX)
+            .remove(0);
+        assert_eq!(samples.len(), 300);
+        assert!(samples.windows(2).all(|w| w[1].0 - w[0].0 == 15_000));
+        let (_, part) = h
+            .select(
+                &[Matcher::eq("instance", "b:9100")],
+                15_000 * 100,
+                15_000 * 130,
+            )
+            .remove(0);
+        assert_eq!(part.len(), 31, "a range across a chunk boundary");
+        assert_eq!(part[0], (1_500_000, 1100.0));
+        // 300 samples = two closed chunks of 120 plus 60 open; about 1–2 bytes a sample.
+        assert!(h.chunk_bytes() < 4 * 300 * 3, "{}", h.chunk_bytes());
+    }
+
+    #[test]
+    fn refusals_and_limits() {
+        let mut h = Head::new(2);
+        let a = h.series_id(labels(&[("__name__", "a")])).unwrap();
+        assert_eq!(h.series_id(labels(&[("x", "1")])), Err(HeadError::NoName));
+        h.series_id(labels(&[("__name__", "b")])).unwrap();
+        assert_eq!(
+            h.series_id(labels(&[("__name__", "c")])),
+            Err(HeadError::TooManySeries(2))
+        );
+        assert_eq!(
+            h.series_id(labels(&[("__name__", "a")])).unwrap(),
+            a,
+            "same set, same id"
+        );
+        for t in 0..CHUNK_SAMPLES as i64 {
+            h.append(a, t, 1.0).unwrap();
+        }
+        // At the chunk boundary too, the past is refused.
+        assert!(matches!(
+            h.append(a, 5, 1.0),
+            Err(HeadError::Append(AppendError::OutOfOrder { .. }))
+        ));
+        assert!(matches!(
+            h.append(a, 119, 1.0),
+            Err(HeadError::Append(AppendError::Duplicate { .. }))
+        ));
+        h.append(a, 120, 1.0).unwrap();
+        assert!(matches!(
+            h.append(a, 119, 1.0),
+            Err(HeadError::Append(AppendError::OutOfOrder { .. }))
+        ));
+    }
+
+    #[test]
+    fn retention_drops_chunks_and_empty_series() {
+        let mut h = head();
+        let gone_series = h.drop_before(15_000 * 1000);
+        assert_eq!(gone_series, 4);
+        assert_eq!(h.series_count(), 0);
+        assert!(h.label_names().is_empty(), "the index forgets them too");
+        let mut h = head();
+        h.drop_before(15_000 * 200);
+        let (_, s) = h
+            .select(&[Matcher::eq("instance", "c:9090")], 0, i64::MAX)
+            .remove(0);
+        assert_eq!(s.len(), 60 + 120, "the first closed chunk (0..120) is gone");
+        assert_eq!(h.label_values("job"), vec!["node", "prom"]);
+    }
+}
