@@ -98,7 +98,11 @@ impl Uploads {
                 String::new(),
             ));
         }
-        let tmp = dir.join(format!(".omp-upload-{xfer}.tmp"));
+        // A random name: a temporary left behind by a crash never blocks a later upload.
+        let tmp = dir.join(format!(
+            ".omp-upload-{}.tmp",
+            crate::auth::password::random_hex(8)
+        ));
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

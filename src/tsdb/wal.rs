@@ -3,9 +3,12 @@
 //! `kill -9` and power loss (within what the disk's fsync promises).
 //!
 //! Record: `len: u32 LE` (payload bytes) ‖ `crc: u32 LE` (CRC-32 of the payload) ‖ payload.
-//! Payload: `count` (LEB128), then per sample `series` (LEB128 u64), `t` (zig-zag LEB128 of
-//! the difference to the previous sample's t in the record, the first against 0), `v`
-//! (8 bytes LE, bit pattern as is).
+//! Payload: a kind byte, then
+//! - kind 1, series: `id` (LEB128), label count (LEB128), then per label name and value as
+//!   length-prefixed UTF-8 (LEB128 length) — written before the first sample of a series;
+//! - kind 2, samples: `count` (LEB128), then per sample `series` (LEB128 u64), `t` (zig-zag
+//!   LEB128 of the difference to the previous sample's t in the record, the first against 0),
+//!   `v` (8 bytes LE, bit pattern as is).
 //!
 //! Replay reads records in order and stops at the first short or corrupt one — the torn tail
 //! of a crash — truncating the file there, so later appends follow the last good record.
@@ -56,44 +59,105 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-/// Encodes a batch as one record (header included).
+/// One entry of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Series {
+        id: u64,
+        labels: Vec<(String, String)>,
+    },
+    Samples(Vec<Sample>),
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_uvarint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn get_str(b: &[u8], pos: &mut usize) -> Option<String> {
+    let n = get_uvarint(b, pos)? as usize;
+    let s = std::str::from_utf8(b.get(*pos..pos.checked_add(n)?)?)
+        .ok()?
+        .to_string();
+    *pos += n;
+    Some(s)
+}
+
+/// Encodes a batch of samples as one record (header included).
 pub fn encode_record(batch: &[Sample]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(batch.len() * 12 + 8);
-    put_uvarint(&mut p, batch.len() as u64);
-    let mut prev_t = 0i64;
-    for s in batch {
-        put_uvarint(&mut p, s.series);
-        put_uvarint(&mut p, zigzag(s.t.wrapping_sub(prev_t)));
-        p.extend_from_slice(&s.v.to_bits().to_le_bytes());
-        prev_t = s.t;
-    }
-    let mut rec = Vec::with_capacity(p.len() + 8);
-    rec.extend_from_slice(&(p.len() as u32).to_le_bytes());
-    rec.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
-    rec.extend_from_slice(&p);
-    rec
+    encode(&Record::Samples(batch.to_vec()))
 }
 
-fn decode_payload(p: &[u8]) -> Option<Vec<Sample>> {
-    let mut pos = 0;
-    let n = get_uvarint(p, &mut pos)?;
-    let mut out = Vec::with_capacity(n.min(1 << 20) as usize);
-    let mut prev_t = 0i64;
-    for _ in 0..n {
-        let series = get_uvarint(p, &mut pos)?;
-        let t = prev_t.wrapping_add(unzigzag(get_uvarint(p, &mut pos)?));
-        let v = f64::from_bits(u64::from_le_bytes(p.get(pos..pos + 8)?.try_into().ok()?));
-        pos += 8;
-        out.push(Sample { series, t, v });
-        prev_t = t;
+/// Encodes one record (header included).
+pub fn encode(rec: &Record) -> Vec<u8> {
+    let mut p = Vec::new();
+    match rec {
+        Record::Series { id, labels } => {
+            p.push(1);
+            put_uvarint(&mut p, *id);
+            put_uvarint(&mut p, labels.len() as u64);
+            for (n, v) in labels {
+                put_str(&mut p, n);
+                put_str(&mut p, v);
+            }
+        }
+        Record::Samples(batch) => {
+            p.reserve(batch.len() * 12 + 8);
+            p.push(2);
+            put_uvarint(&mut p, batch.len() as u64);
+            let mut prev_t = 0i64;
+            for s in batch {
+                put_uvarint(&mut p, s.series);
+                put_uvarint(&mut p, zigzag(s.t.wrapping_sub(prev_t)));
+                p.extend_from_slice(&s.v.to_bits().to_le_bytes());
+                prev_t = s.t;
+            }
+        }
     }
-    (pos == p.len()).then_some(out)
+    let mut out = Vec::with_capacity(p.len() + 8);
+    out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
+    out.extend_from_slice(&p);
+    out
 }
 
-/// Splits a log's bytes into batches; returns them and the length of the good prefix.
-pub fn decode_log(bytes: &[u8]) -> (Vec<Vec<Sample>>, usize) {
+fn decode_payload(p: &[u8]) -> Option<Record> {
+    let (&kind, rest) = p.split_first()?;
     let mut pos = 0;
-    let mut batches = Vec::new();
+    let rec = match kind {
+        1 => {
+            let id = get_uvarint(rest, &mut pos)?;
+            let n = get_uvarint(rest, &mut pos)?;
+            let mut labels = Vec::with_capacity(n.min(256) as usize);
+            for _ in 0..n {
+                labels.push((get_str(rest, &mut pos)?, get_str(rest, &mut pos)?));
+            }
+            Record::Series { id, labels }
+        }
+        2 => {
+            let n = get_uvarint(rest, &mut pos)?;
+            let mut out = Vec::with_capacity(n.min(1 << 20) as usize);
+            let mut prev_t = 0i64;
+            for _ in 0..n {
+                let series = get_uvarint(rest, &mut pos)?;
+                let t = prev_t.wrapping_add(unzigzag(get_uvarint(rest, &mut pos)?));
+                let v =
+                    f64::from_bits(u64::from_le_bytes(rest.get(pos..pos + 8)?.try_into().ok()?));
+                pos += 8;
+                out.push(Sample { series, t, v });
+                prev_t = t;
+            }
+            Record::Samples(out)
+        }
+        _ => return None,
+    };
+    (pos == rest.len()).then_some(rec)
+}
+
+/// Splits a log's bytes into records; returns them and the length of the good prefix.
+pub fn decode_log(bytes: &[u8]) -> (Vec<Record>, usize) {
+    let mut pos = 0;
+    let mut records = Vec::new();
     while let Some(h) = bytes.get(pos..pos + 8) {
         let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
@@ -106,13 +170,11 @@ pub fn decode_log(bytes: &[u8]) -> (Vec<Vec<Sample>>, usize) {
         if crc32fast::hash(p) != crc {
             break;
         }
-        let Some(batch) = decode_payload(p) else {
-            break;
-        };
-        batches.push(batch);
+        let Some(rec) = decode_payload(p) else { break };
+        records.push(rec);
         pos += 8 + len as usize;
     }
-    (batches, pos)
+    (records, pos)
 }
 
 /// An open write-ahead log file.
@@ -125,7 +187,7 @@ pub struct Wal {
 /// What replay found.
 #[derive(Debug, Default, PartialEq)]
 pub struct Replay {
-    pub batches: Vec<Vec<Sample>>,
+    pub records: Vec<Record>,
     /// Bytes cut off the end (a torn or corrupt tail).
     pub truncated: u64,
 }
@@ -140,7 +202,7 @@ impl Wal {
             .open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let (batches, good) = decode_log(&bytes);
+        let (records, good) = decode_log(&bytes);
         let truncated = (bytes.len() - good) as u64;
         if truncated > 0 {
             file.set_len(good as u64)?;
@@ -153,23 +215,56 @@ impl Wal {
                 path: path.to_path_buf(),
                 size: good as u64,
             },
-            Replay { batches, truncated },
+            Replay { records, truncated },
         ))
     }
 
-    /// Appends a batch and syncs it: when this returns Ok the batch is durable.
+    /// Appends a batch of samples and syncs it: when this returns Ok the batch is durable.
     pub fn append(&mut self, batch: &[Sample]) -> std::io::Result<()> {
-        let rec = encode_record(batch);
+        self.append_records(&[Record::Samples(batch.to_vec())])
+    }
+
+    /// Appends records with one sync for all (group commit).
+    pub fn append_records(&mut self, records: &[Record]) -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        for r in records {
+            buf.extend_from_slice(&encode(r));
+        }
         if let Err(e) = self
             .file
-            .write_all(&rec)
+            .write_all(&buf)
             .and_then(|_| self.file.sync_data())
         {
             // A partial write (full disk) must not stay in front of later records.
             let _ = self.file.set_len(self.size);
             return Err(e);
         }
-        self.size += rec.len() as u64;
+        self.size += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Replaces the log with `records` (a checkpoint of the head), atomically: a crash leaves
+    /// either the old log or the new one.
+    pub fn rewrite(&mut self, records: &[Record]) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("checkpoint");
+        let mut f = File::create(&tmp)?;
+        let mut size = 0u64;
+        for r in records {
+            let b = encode(r);
+            f.write_all(&b)?;
+            size += b.len() as u64;
+        }
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = size;
         Ok(())
     }
 
@@ -206,6 +301,16 @@ mod tests {
             .collect()
     }
 
+    fn batches(r: &Replay) -> Vec<Vec<Sample>> {
+        r.records
+            .iter()
+            .filter_map(|x| match x {
+                Record::Samples(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn same(a: &[Vec<Sample>], b: &[Vec<Sample>]) -> bool {
         a.len() == b.len()
             && a.iter().zip(b).all(|(x, y)| {
@@ -237,7 +342,7 @@ mod tests {
             }
         }
         let (_, replay) = Wal::open(&path).unwrap();
-        assert!(same(&replay.batches, &written));
+        assert!(same(&batches(&replay), &written));
         assert_eq!(replay.truncated, 0);
     }
 
@@ -263,12 +368,12 @@ mod tests {
                 .set_len(cut)
                 .unwrap();
             let (mut wal, replay) = Wal::open(&p2).unwrap();
-            assert_eq!(replay.batches.len(), 1, "cut at {cut}");
+            assert_eq!(replay.records.len(), 1, "cut at {cut}");
             assert_eq!(replay.truncated, cut - first);
             wal.append(&batch(2, 9_000_000)).unwrap();
             drop(wal);
             let (_, again) = Wal::open(&p2).unwrap();
-            assert_eq!(again.batches.len(), 2, "cut at {cut}");
+            assert_eq!(again.records.len(), 2, "cut at {cut}");
         }
     }
 
@@ -287,17 +392,49 @@ mod tests {
         bytes[second + 12] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
         let (_, replay) = Wal::open(&path).unwrap();
-        assert_eq!(replay.batches.len(), 1);
+        assert_eq!(replay.records.len(), 1);
         assert!(replay.truncated > 0);
+    }
+
+    #[test]
+    fn series_records_and_checkpoints() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("wal");
+        let labels = vec![
+            ("__name__".to_string(), "up".to_string()),
+            ("job".to_string(), "a \"b\"".to_string()),
+        ];
+        {
+            let (mut wal, _) = Wal::open(&path).unwrap();
+            wal.append_records(&[
+                Record::Series {
+                    id: 7,
+                    labels: labels.clone(),
+                },
+                Record::Samples(batch(2, 0)),
+            ])
+            .unwrap();
+            wal.rewrite(&[Record::Series {
+                id: 7,
+                labels: labels.clone(),
+            }])
+            .unwrap();
+            wal.append(&batch(1, 99)).unwrap();
+        }
+        let (_, replay) = Wal::open(&path).unwrap();
+        assert_eq!(replay.records.len(), 2);
+        assert_eq!(replay.records[0], Record::Series { id: 7, labels });
+        assert!(!d.path().join("wal.checkpoint").exists());
     }
 
     proptest! {
         #[test]
         fn records_round_trip(v in prop::collection::vec((any::<u64>(), any::<i64>(), any::<u64>()), 0..200)) {
             let b: Vec<Sample> = v.into_iter().map(|(series, t, bits)| Sample { series, t, v: f64::from_bits(bits) }).collect();
-            let (batches, good) = decode_log(&encode_record(&b));
+            let (records, good) = decode_log(&encode_record(&b));
             prop_assert_eq!(good, encode_record(&b).len());
-            prop_assert!(same(&batches, &[b]));
+            let got: Vec<Vec<Sample>> = records.into_iter().filter_map(|r| match r { Record::Samples(s) => Some(s), _ => None }).collect();
+            prop_assert!(same(&got, &[b]));
         }
 
         #[test]

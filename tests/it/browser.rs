@@ -93,6 +93,19 @@ fn browser_foundation_hosts_terminal() {
     );
     assert!(shots.join("terminal.png").exists() && shots.join("replay.png").exists());
 
+    // Upload a file to the host and download it back through the host page.
+    let files = tempfile::tempdir().unwrap();
+    node(
+        "files.mjs",
+        &s,
+        &shots,
+        &[
+            ("OMP_EXPECT_HOST", &hostname),
+            ("OMP_FILES_DIR", files.path().to_str().unwrap()),
+        ],
+    );
+    assert!(files.path().join("uploaded.txt").exists());
+
     // Push a host over SSH from the form (a real sshd on loopback), then check a CSV import
     // reports the bad row.
     let dir = tempfile::tempdir().unwrap();

@@ -280,6 +280,18 @@ export interface ImportAnswer {
   pushes?: PushJob[];
 }
 
+// ---------------------------------------------------------------- file transfer
+
+/** PUT /hosts/{id}/files answers this. */
+export interface FileUploaded {
+  path: string;
+  size: number;
+  sha256: string;
+  /** Octal, e.g. "0644". */
+  mode: string;
+  owner?: string | null;
+}
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
@@ -367,12 +379,27 @@ async function request<T>(method: string, path: string, body?: unknown, opts: Re
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  let code = 'http_' + res.status;
-  let message = res.statusText || `HTTP ${res.status}`;
+  let bodyText = '';
+  try {
+    bodyText = await res.text();
+  } catch {
+    // no body
+  }
+  throw failedAnswer(res.status, res.statusText, bodyText, opts);
+}
+
+/**
+ * The ApiError for a failed answer (status, status text, body text), after running the same
+ * hooks as the JSON requests (401 and password_change_required change the session, the rest is
+ * reported unless `silent`). For callers that talk to the API without request() (raw bodies).
+ */
+export function failedAnswer(status: number, statusText: string, bodyText: string, opts: RequestOptions = {}): ApiError {
+  let code = status ? 'http_' + status : 'network_error';
+  let message = statusText || `HTTP ${status}`;
   let details: Record<string, unknown> | undefined;
   let data: { error?: { code?: string; message?: string; details?: Record<string, unknown> } } | undefined;
   try {
-    data = (await res.json()) as typeof data;
+    data = JSON.parse(bodyText) as typeof data;
     if (data?.error) {
       code = data.error.code ?? code;
       message = data.error.message ?? message;
@@ -381,20 +408,25 @@ async function request<T>(method: string, path: string, body?: unknown, opts: Re
   } catch {
     // not JSON: keep the status text
   }
-  const err = new ApiError(res.status, code, message, details, data);
+  const err = new ApiError(status, code, message, details, data);
 
   if (!opts.noAuthRedirect) {
-    if (res.status === 401) {
+    if (status === 401) {
       hooks.onUnauthenticated();
-      throw err;
+      return err;
     }
-    if (res.status === 403 && code === 'password_change_required') {
+    if (status === 403 && code === 'password_change_required') {
       hooks.onPasswordChangeRequired();
-      throw err;
+      return err;
     }
   }
   if (!opts.silent) hooks.onError(err);
-  throw err;
+  return err;
+}
+
+/** The CSRF header for a mutation sent without request() (empty before sign-in). */
+export function csrfHeaders(): Record<string, string> {
+  return csrfToken ? { 'X-CSRF-Token': csrfToken } : {};
 }
 
 export const api = {

@@ -1,5 +1,6 @@
 // One host: its inventory (every Host field, disks with usage bars), edit / maintenance /
-// delete, and a "Run command" card that runs on this host only.
+// delete, a "Run command" card that runs on this host only, and the "Files" card (upload /
+// download, files:transfer).
 import { useCallback, useEffect, useState } from 'react';
 import {
   App as AntApp,
@@ -35,6 +36,7 @@ import {
   MaintenanceTag,
 } from '../components/hostBits';
 import { ExecForm, JobView } from '../components/exec';
+import { FilesCard } from '../components/files';
 
 export default function HostDetailPage() {
   const t = useT();
@@ -284,6 +286,11 @@ export default function HostDetailPage() {
         {job && (
           <Col xs={24}>
             <JobView key={String(job.id)} jobId={job.id} initial={job} />
+          </Col>
+        )}
+        {can('files:transfer') && (
+          <Col xs={24}>
+            <FilesCard host={host} />
           </Col>
         )}
       </Row>
