@@ -145,6 +145,51 @@ impl Head {
         Ok(id)
     }
 
+    /// Recreates a series with a known id (replay of the write-ahead log).
+    pub fn restore_series(&mut self, id: u64, mut labels: Labels) {
+        labels.sort();
+        if self.series.contains_key(&id) {
+            return;
+        }
+        for (n, v) in &labels {
+            self.postings
+                .entry(n.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(id);
+        }
+        self.by_labels.insert(labels.clone(), id);
+        self.series.insert(
+            id,
+            Series {
+                labels,
+                closed: Vec::new(),
+                open: ChunkWriter::new(),
+                open_min_t: 0,
+            },
+        );
+        self.next_id = self.next_id.max(id);
+    }
+
+    /// Every series with all its samples (for checkpoints), by id.
+    pub fn dump(&self) -> Vec<(u64, Labels, Vec<(i64, f64)>)> {
+        let mut ids: Vec<u64> = self.series.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|id| {
+                let s = &self.series[&id];
+                let mut samples: Vec<(i64, f64)> = s
+                    .closed
+                    .iter()
+                    .flat_map(|c| ChunkIter::new(&c.bytes))
+                    .collect();
+                samples.extend(ChunkIter::new(&s.open.bytes()));
+                (id, s.labels.clone(), samples)
+            })
+            .collect()
+    }
+
     /// Appends a sample to a series; out-of-order and duplicate samples are refused.
     pub fn append(&mut self, id: u64, t: i64, v: f64) -> Result<(), HeadError> {
         let s = self
