@@ -10,6 +10,9 @@ use super::chunk::{AppendError, ChunkIter, ChunkWriter};
 /// A label set, sorted by name, including `__name__`.
 pub type Labels = Vec<(String, String)>;
 
+/// A series as a checkpoint stores it: id, labels, every sample.
+pub type SeriesDump = (u64, Labels, Vec<(i64, f64)>);
+
 /// Samples per chunk before it is closed.
 pub const CHUNK_SAMPLES: usize = 120;
 
@@ -173,7 +176,7 @@ impl Head {
     }
 
     /// Every series with all its samples (for checkpoints), by id.
-    pub fn dump(&self) -> Vec<(u64, Labels, Vec<(i64, f64)>)> {
+    pub fn dump(&self) -> Vec<SeriesDump> {
         let mut ids: Vec<u64> = self.series.keys().copied().collect();
         ids.sort_unstable();
         ids.into_iter()
