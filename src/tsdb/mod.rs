@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod db;
 pub mod exposition;
 pub mod head;
+pub mod promql;
 pub mod wal;
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern marks a series as gone.

@@ -1,0 +1,917 @@
+//! PromQL evaluation over the head, with Prometheus' semantics for what it supports: instant
+//! and range vector selectors (5-minute lookback, staleness markers end a series, offset,
+//! `@`), `rate`/`irate`/`increase`/`delta`/`idelta` (with Prometheus' extrapolation),
+//! `*_over_time`, math functions, `time`/`vector`/`scalar`, aggregations (`sum`, `avg`, `min`,
+//! `max`, `count`, `group`, `stddev`, `stdvar`, `topk`, `bottomk`) with `by`/`without`, and
+//! binary operators (arithmetic, comparison with `bool`, `and`/`or`/`unless`) with
+//! `on`/`ignoring` and `group_left`/`group_right`. Anything else is refused with an error
+//! naming it. Parsing is promql-parser's; sans-IO: the data and the time come in.
+
+use std::collections::{BTreeMap, HashMap};
+
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality};
+
+use super::head::{Head, Labels, MatchOp, Matcher};
+use super::is_stale;
+
+/// A function of a series' points in a window (and the window length) to one value.
+type WindowFn<'f> = &'f dyn Fn(&[(i64, f64)], i64) -> Option<f64>;
+
+/// Prometheus' default lookback for instant selectors.
+pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// A sample of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Elem {
+    pub labels: Labels,
+    pub v: f64,
+}
+
+/// A series of a range vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Range {
+    pub labels: Labels,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// The value of an expression at one time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar(f64),
+    String(String),
+    Vector(Vec<Elem>),
+    Matrix(Vec<Range>),
+}
+
+/// Limits of one query.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    pub max_samples: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_samples: 50_000_000,
+        }
+    }
+}
+
+/// Parses a query, with the parser's message (it names the position) on error.
+pub fn parse(q: &str) -> Result<Expr, String> {
+    parser::parse(q).map_err(|e| format!("parse error: {e}"))
+}
+
+/// Evaluates at one time (milliseconds).
+pub struct Engine<'a> {
+    head: &'a Head,
+    limits: QueryLimits,
+    touched: std::cell::Cell<usize>,
+}
+
+fn drop_name(mut l: Labels) -> Labels {
+    l.retain(|(n, _)| n != "__name__");
+    l
+}
+
+fn offset_ms(o: &Option<parser::Offset>) -> i64 {
+    match o {
+        Some(parser::Offset::Pos(d)) => d.as_millis() as i64,
+        Some(parser::Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(head: &'a Head, limits: QueryLimits) -> Self {
+        Engine {
+            head,
+            limits,
+            touched: std::cell::Cell::new(0),
+        }
+    }
+
+    fn matchers(vs: &parser::VectorSelector) -> Result<Vec<Matcher>, String> {
+        if !vs.matchers.or_matchers.is_empty() {
+            return Err("the `or` form of label matchers is not supported".into());
+        }
+        let mut out = Vec::new();
+        if let Some(n) = &vs.name {
+            out.push(Matcher::eq("__name__", n));
+        }
+        for m in &vs.matchers.matchers {
+            out.push(match &m.op {
+                PMatchOp::Equal => Matcher::eq(&m.name, &m.value),
+                PMatchOp::NotEqual => Matcher {
+                    name: m.name.clone(),
+                    op: MatchOp::Neq(m.value.clone()),
+                },
+                // Anchored here as ^(?:…)$, not as the parser's ^…$ (which breaks `a|b`).
+                PMatchOp::Re(_) => Matcher::re(&m.name, &m.value, false)
+                    .map_err(|e| format!("bad regex {:?}: {e}", m.value))?,
+                PMatchOp::NotRe(_) => Matcher::re(&m.name, &m.value, true)
+                    .map_err(|e| format!("bad regex {:?}: {e}", m.value))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn count(&self, n: usize) -> Result<(), String> {
+        let t = self.touched.get() + n;
+        self.touched.set(t);
+        if t > self.limits.max_samples {
+            return Err(format!(
+                "the query would touch more than {} samples: narrow the selectors or the time range",
+                self.limits.max_samples
+            ));
+        }
+        Ok(())
+    }
+
+    fn at_time(&self, at: &Option<parser::AtModifier>, t: i64) -> i64 {
+        match at {
+            Some(parser::AtModifier::At(st)) => st
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(t),
+            _ => t,
+        }
+    }
+
+    fn instant(&self, vs: &parser::VectorSelector, t: i64) -> Result<Vec<Elem>, String> {
+        let ts = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
+        let ms = Self::matchers(vs)?;
+        let mut out = Vec::new();
+        for (labels, pts) in self.head.select(&ms, ts - LOOKBACK_MS + 1, ts) {
+            self.count(pts.len())?;
+            // The newest sample in the lookback window; a staleness marker hides the series.
+            if let Some((_, v)) = pts.last()
+                && !is_stale(*v)
+            {
+                out.push(Elem { labels, v: *v });
+            }
+        }
+        Ok(out)
+    }
+
+    fn matrix(&self, ms: &parser::MatrixSelector, t: i64) -> Result<Vec<Range>, String> {
+        let ts = self.at_time(&ms.vs.at, t) - offset_ms(&ms.vs.offset);
+        let range = ms.range.as_millis() as i64;
+        let m = Self::matchers(&ms.vs)?;
+        let mut out = Vec::new();
+        for (labels, pts) in self.head.select(&m, ts - range + 1, ts) {
+            self.count(pts.len())?;
+            let points: Vec<(i64, f64)> = pts.into_iter().filter(|(_, v)| !is_stale(*v)).collect();
+            if !points.is_empty() {
+                out.push(Range { labels, points });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Evaluates `e` at `t` (milliseconds since the epoch).
+    pub fn eval(&self, e: &Expr, t: i64) -> Result<Value, String> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(v) => Ok(Value::Vector(
+                    v.into_iter()
+                        .map(|e| Elem {
+                            labels: drop_name(e.labels),
+                            v: -e.v,
+                        })
+                        .collect(),
+                )),
+                _ => Err("unary minus needs a scalar or an instant vector".into()),
+            },
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.instant(vs, t)?)),
+            Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.matrix(ms, t)?)),
+            Expr::Call(c) => self.call(c, t),
+            Expr::Aggregate(a) => self.aggregate(a, t),
+            Expr::Binary(b) => self.binary(b, t),
+            Expr::Subquery(_) => Err("subqueries are not supported yet".into()),
+            Expr::Extension(_) => Err("extension expressions are not supported".into()),
+        }
+    }
+
+    fn call(&self, c: &parser::Call, t: i64) -> Result<Value, String> {
+        let name = c.func.name;
+        let args = &c.args.args;
+        let range_arg = |i: usize| -> Result<(Vec<Range>, i64), String> {
+            match args.get(i).map(|a| a.as_ref()) {
+                Some(Expr::MatrixSelector(ms)) => {
+                    Ok((self.matrix(ms, t)?, ms.range.as_millis() as i64))
+                }
+                _ => Err(format!("{name}() needs a range vector like metric[5m]")),
+            }
+        };
+        let per_series = |f: WindowFn| -> Result<Value, String> {
+            let (m, range) = range_arg(0)?;
+            Ok(Value::Vector(
+                m.into_iter()
+                    .filter_map(|r| {
+                        f(&r.points, range).map(|v| Elem {
+                            labels: drop_name(r.labels),
+                            v,
+                        })
+                    })
+                    .collect(),
+            ))
+        };
+        let math = |f: fn(f64) -> f64| -> Result<Value, String> {
+            match self.eval(args.first().ok_or("missing argument")?, t)? {
+                Value::Vector(v) => Ok(Value::Vector(
+                    v.into_iter()
+                        .map(|e| Elem {
+                            labels: drop_name(e.labels),
+                            v: f(e.v),
+                        })
+                        .collect(),
+                )),
+                _ => Err(format!("{name}() needs an instant vector")),
+            }
+        };
+        let t_secs = t as f64 / 1000.0;
+        match name {
+            "rate" => per_series(&|p, r| extrapolated(p, t, r, true, true)),
+            "increase" => per_series(&|p, r| extrapolated(p, t, r, true, false)),
+            "delta" => per_series(&|p, r| extrapolated(p, t, r, false, false)),
+            "irate" => per_series(&|p, _| instant_rate(p, true)),
+            "idelta" => per_series(&|p, _| instant_rate(p, false)),
+            "avg_over_time" => {
+                per_series(&|p, _| Some(p.iter().map(|x| x.1).sum::<f64>() / p.len() as f64))
+            }
+            "sum_over_time" => per_series(&|p, _| Some(p.iter().map(|x| x.1).sum())),
+            "min_over_time" => per_series(&|p, _| p.iter().map(|x| x.1).reduce(f64::min)),
+            "max_over_time" => per_series(&|p, _| p.iter().map(|x| x.1).reduce(f64::max)),
+            "count_over_time" => per_series(&|p, _| Some(p.len() as f64)),
+            "last_over_time" => {
+                // Keeps the metric name, as Prometheus does.
+                let (m, _) = range_arg(0)?;
+                Ok(Value::Vector(
+                    m.into_iter()
+                        .filter_map(|r| {
+                            r.points.last().map(|x| Elem {
+                                labels: r.labels.clone(),
+                                v: x.1,
+                            })
+                        })
+                        .collect(),
+                ))
+            }
+            "abs" => math(f64::abs),
+            "ceil" => math(f64::ceil),
+            "floor" => math(f64::floor),
+            "exp" => math(f64::exp),
+            "ln" => math(f64::ln),
+            "log2" => math(f64::log2),
+            "log10" => math(f64::log10),
+            "sqrt" => math(f64::sqrt),
+            "time" => Ok(Value::Scalar(t_secs)),
+            "vector" => match self.eval(args.first().ok_or("missing argument")?, t)? {
+                Value::Scalar(v) => Ok(Value::Vector(vec![Elem { labels: vec![], v }])),
+                _ => Err("vector() needs a scalar".into()),
+            },
+            "scalar" => match self.eval(args.first().ok_or("missing argument")?, t)? {
+                Value::Vector(v) if v.len() == 1 => Ok(Value::Scalar(v[0].v)),
+                Value::Vector(_) => Ok(Value::Scalar(f64::NAN)),
+                _ => Err("scalar() needs an instant vector".into()),
+            },
+            other => Err(format!("function {other}() is not supported yet")),
+        }
+    }
+
+    fn aggregate(&self, a: &parser::AggregateExpr, t: i64) -> Result<Value, String> {
+        let op = a.op.to_string();
+        let Value::Vector(input) = self.eval(&a.expr, t)? else {
+            return Err(format!("{op}() needs an instant vector"));
+        };
+        let key = |l: &Labels| -> Labels {
+            match &a.modifier {
+                Some(LabelModifier::Include(by)) => l
+                    .iter()
+                    .filter(|(n, _)| by.labels.contains(n))
+                    .cloned()
+                    .collect(),
+                Some(LabelModifier::Exclude(without)) => l
+                    .iter()
+                    .filter(|(n, _)| n != "__name__" && !without.labels.contains(n))
+                    .cloned()
+                    .collect(),
+                None => vec![],
+            }
+        };
+        if op == "topk" || op == "bottomk" {
+            let k = match a.param.as_deref().map(|p| self.eval(p, t)) {
+                Some(Ok(Value::Scalar(k))) => k.max(0.0) as usize,
+                _ => return Err(format!("{op}() needs a number parameter")),
+            };
+            let mut groups: BTreeMap<Labels, Vec<Elem>> = BTreeMap::new();
+            for e in input {
+                groups.entry(key(&e.labels)).or_default().push(e);
+            }
+            let mut out = Vec::new();
+            for (_, mut g) in groups {
+                g.sort_by(|x, y| {
+                    if op == "topk" {
+                        y.v.total_cmp(&x.v)
+                    } else {
+                        x.v.total_cmp(&y.v)
+                    }
+                });
+                out.extend(g.into_iter().take(k));
+            }
+            return Ok(Value::Vector(out));
+        }
+        let mut groups: BTreeMap<Labels, Vec<f64>> = BTreeMap::new();
+        for e in &input {
+            groups.entry(key(&e.labels)).or_default().push(e.v);
+        }
+        let mut out = Vec::new();
+        for (labels, vals) in groups {
+            let n = vals.len() as f64;
+            let mean = vals.iter().sum::<f64>() / n;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            let v = match op.as_str() {
+                "sum" => vals.iter().sum(),
+                "avg" => mean,
+                "min" => vals
+                    .iter()
+                    .copied()
+                    .reduce(|a, b| if b < a || a.is_nan() { b } else { a })
+                    .unwrap_or(f64::NAN),
+                "max" => vals
+                    .iter()
+                    .copied()
+                    .reduce(|a, b| if b > a || a.is_nan() { b } else { a })
+                    .unwrap_or(f64::NAN),
+                "count" => n,
+                "group" => 1.0,
+                "stddev" => var.sqrt(),
+                "stdvar" => var,
+                other => return Err(format!("aggregation {other}() is not supported yet")),
+            };
+            out.push(Elem { labels, v });
+        }
+        Ok(Value::Vector(out))
+    }
+
+    fn binary(&self, b: &parser::BinaryExpr, t: i64) -> Result<Value, String> {
+        let op = b.op.to_string();
+        let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+        let comparison = b.op.is_comparison_operator();
+        let lhs = self.eval(&b.lhs, t)?;
+        let rhs = self.eval(&b.rhs, t)?;
+        match (lhs, rhs) {
+            (Value::Scalar(x), Value::Scalar(y)) => {
+                let v = apply(&op, x, y)?;
+                Ok(Value::Scalar(if comparison {
+                    if v.is_some() { 1.0 } else { 0.0 }
+                } else {
+                    v.unwrap_or(f64::NAN)
+                }))
+            }
+            (Value::Vector(v), Value::Scalar(s)) => Ok(Value::Vector(vec_scalar(
+                v,
+                s,
+                &op,
+                comparison,
+                return_bool,
+                false,
+            )?)),
+            (Value::Scalar(s), Value::Vector(v)) => Ok(Value::Vector(vec_scalar(
+                v,
+                s,
+                &op,
+                comparison,
+                return_bool,
+                true,
+            )?)),
+            (Value::Vector(l), Value::Vector(r)) => Ok(Value::Vector(self.vec_vec(
+                b,
+                &op,
+                l,
+                r,
+                comparison,
+                return_bool,
+            )?)),
+            _ => Err(format!("operator {op} needs scalars or instant vectors")),
+        }
+    }
+
+    fn vec_vec(
+        &self,
+        b: &parser::BinaryExpr,
+        op: &str,
+        l: Vec<Elem>,
+        r: Vec<Elem>,
+        comparison: bool,
+        return_bool: bool,
+    ) -> Result<Vec<Elem>, String> {
+        let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
+        let sig = |labels: &Labels| -> Labels {
+            match &matching {
+                Some(LabelModifier::Include(on)) => labels
+                    .iter()
+                    .filter(|(n, _)| on.labels.contains(n))
+                    .cloned()
+                    .collect(),
+                Some(LabelModifier::Exclude(ign)) => labels
+                    .iter()
+                    .filter(|(n, _)| n != "__name__" && !ign.labels.contains(n))
+                    .cloned()
+                    .collect(),
+                None => drop_name(labels.clone()),
+            }
+        };
+        if b.op.is_set_operator() {
+            let rsigs: HashMap<Labels, ()> = r.iter().map(|e| (sig(&e.labels), ())).collect();
+            return Ok(match op {
+                "and" => l
+                    .into_iter()
+                    .filter(|e| rsigs.contains_key(&sig(&e.labels)))
+                    .collect(),
+                "unless" => l
+                    .into_iter()
+                    .filter(|e| !rsigs.contains_key(&sig(&e.labels)))
+                    .collect(),
+                _ => {
+                    let lsigs: HashMap<Labels, ()> =
+                        l.iter().map(|e| (sig(&e.labels), ())).collect();
+                    let mut out = l;
+                    out.extend(
+                        r.into_iter()
+                            .filter(|e| !lsigs.contains_key(&sig(&e.labels))),
+                    );
+                    out
+                }
+            });
+        }
+        let card = b
+            .modifier
+            .as_ref()
+            .map(|m| m.card.clone())
+            .unwrap_or(VectorMatchCardinality::OneToOne);
+        let (many, one, swapped, include) = match &card {
+            VectorMatchCardinality::OneToMany(inc) => (r, l, true, inc.labels.clone()),
+            VectorMatchCardinality::ManyToOne(inc) => (l, r, false, inc.labels.clone()),
+            _ => (l, r, false, vec![]),
+        };
+        let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+        let mut ones: HashMap<Labels, &Elem> = HashMap::new();
+        for e in &one {
+            if ones.insert(sig(&e.labels), e).is_some() {
+                return Err(format!(
+                    "found duplicate series for the match group {:?} on the {} side of {op}: add on(...)/ignoring(...) or group_left/group_right",
+                    sig(&e.labels),
+                    if swapped { "left" } else { "right" }
+                ));
+            }
+        }
+        let mut seen: HashMap<Labels, ()> = HashMap::new();
+        let mut out = Vec::new();
+        for e in &many {
+            let s = sig(&e.labels);
+            let Some(o) = ones.get(&s) else { continue };
+            if one_to_one && seen.insert(s.clone(), ()).is_some() {
+                return Err(format!(
+                    "many-to-one matching for {op}: use group_left or group_right"
+                ));
+            }
+            let (x, y) = if swapped { (o.v, e.v) } else { (e.v, o.v) };
+            let r = apply(op, x, y)?;
+            let mut labels = if one_to_one {
+                if comparison && !return_bool {
+                    e.labels.clone()
+                } else {
+                    s.clone()
+                }
+            } else {
+                e.labels.clone()
+            };
+            if !one_to_one {
+                for n in &include {
+                    labels.retain(|(k, _)| k != n);
+                    if let Some(v) = o.labels.iter().find(|(k, _)| k == n) {
+                        labels.push(v.clone());
+                    }
+                }
+                labels.sort();
+            }
+            if !comparison || return_bool {
+                labels = drop_name(labels);
+            }
+            match (comparison, return_bool, r) {
+                (true, false, None) => {}
+                (true, false, Some(_)) => out.push(Elem {
+                    labels,
+                    v: if swapped { y } else { x },
+                }),
+                (true, true, r) => out.push(Elem {
+                    labels,
+                    v: if r.is_some() { 1.0 } else { 0.0 },
+                }),
+                (false, _, r) => out.push(Elem {
+                    labels,
+                    v: r.unwrap_or(f64::NAN),
+                }),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Applies an arithmetic operator (`Some(result)`) or a comparison (`Some(lhs)` when true,
+/// `None` when false).
+fn apply(op: &str, x: f64, y: f64) -> Result<Option<f64>, String> {
+    Ok(match op {
+        "+" => Some(x + y),
+        "-" => Some(x - y),
+        "*" => Some(x * y),
+        "/" => Some(x / y),
+        "%" => Some(x % y),
+        "^" => Some(x.powf(y)),
+        "atan2" => Some(x.atan2(y)),
+        "==" => (x == y).then_some(x),
+        "!=" => (x != y).then_some(x),
+        ">" => (x > y).then_some(x),
+        "<" => (x < y).then_some(x),
+        ">=" => (x >= y).then_some(x),
+        "<=" => (x <= y).then_some(x),
+        other => return Err(format!("operator {other} is not supported")),
+    })
+}
+
+fn vec_scalar(
+    v: Vec<Elem>,
+    s: f64,
+    op: &str,
+    comparison: bool,
+    return_bool: bool,
+    scalar_left: bool,
+) -> Result<Vec<Elem>, String> {
+    let mut out = Vec::new();
+    for e in v {
+        let (x, y) = if scalar_left { (s, e.v) } else { (e.v, s) };
+        let r = apply(op, x, y)?;
+        if comparison && !return_bool {
+            if r.is_some() {
+                out.push(Elem {
+                    labels: e.labels,
+                    v: e.v,
+                });
+            }
+        } else if comparison {
+            out.push(Elem {
+                labels: drop_name(e.labels),
+                v: if r.is_some() { 1.0 } else { 0.0 },
+            });
+        } else {
+            out.push(Elem {
+                labels: drop_name(e.labels),
+                v: r.unwrap_or(f64::NAN),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Prometheus' `extrapolatedRate`: the change over the window, corrected for counter resets
+/// when `counter`, extrapolated towards the window's edges (not past the zero point of a
+/// counter, and by at most half an average interval where the series starts or ends).
+pub fn extrapolated(
+    points: &[(i64, f64)],
+    t: i64,
+    range_ms: i64,
+    counter: bool,
+    per_second: bool,
+) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let range_start = t - range_ms;
+    let (first, last) = (points[0], points[points.len() - 1]);
+    let mut result = last.1 - first.1;
+    if counter {
+        for w in points.windows(2) {
+            if w[1].1 < w[0].1 {
+                result += w[0].1;
+            }
+        }
+    }
+    let mut to_start = (first.0 - range_start) as f64 / 1000.0;
+    let to_end = (t - last.0) as f64 / 1000.0;
+    let sampled = (last.0 - first.0) as f64 / 1000.0;
+    let avg_step = sampled / (points.len() - 1) as f64;
+    if counter && result > 0.0 && first.1 >= 0.0 {
+        let to_zero = sampled * (first.1 / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let threshold = avg_step * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold {
+        to_start
+    } else {
+        avg_step / 2.0
+    };
+    interval += if to_end < threshold {
+        to_end
+    } else {
+        avg_step / 2.0
+    };
+    result *= interval / sampled;
+    if per_second {
+        result /= range_ms as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// `irate`/`idelta`: from the last two samples.
+pub fn instant_rate(points: &[(i64, f64)], rate: bool) -> Option<f64> {
+    let n = points.len();
+    if n < 2 {
+        return None;
+    }
+    let (prev, last) = (points[n - 2], points[n - 1]);
+    let diff = if rate && last.1 < prev.1 {
+        last.1
+    } else {
+        last.1 - prev.1
+    };
+    if !rate {
+        return Some(diff);
+    }
+    let secs = (last.0 - prev.0) as f64 / 1000.0;
+    (secs > 0.0).then(|| diff / secs)
+}
+
+/// Evaluates over a range: one evaluation per step, collected into series.
+pub fn eval_range(
+    head: &Head,
+    e: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+    limits: QueryLimits,
+) -> Result<Value, String> {
+    if step <= 0 {
+        return Err("step must be positive".into());
+    }
+    if (end - start) / step > 11_000 {
+        return Err(
+            "exceeded maximum resolution of 11,000 points per series: raise the step".into(),
+        );
+    }
+    let engine = Engine::new(head, limits);
+    let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut t = start;
+    while t <= end {
+        match engine.eval(e, t)? {
+            Value::Scalar(v) => series.entry(vec![]).or_default().push((t, v)),
+            Value::Vector(v) => {
+                for el in v {
+                    series.entry(el.labels).or_default().push((t, el.v));
+                }
+            }
+            Value::Matrix(_) => return Err(
+                "a range query needs an instant vector or scalar expression, not a range vector"
+                    .into(),
+            ),
+            Value::String(_) => return Err("a range query cannot return a string".into()),
+        }
+        t += step;
+    }
+    Ok(Value::Matrix(
+        series
+            .into_iter()
+            .map(|(labels, points)| Range { labels, points })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head() -> Head {
+        let mut h = Head::new(100);
+        // A counter that rises 10 per 15 s with a reset, a gauge per instance, a stale series.
+        type Gen<'a> = (&'a [(&'a str, &'a str)], &'a dyn Fn(i64) -> f64);
+        let series: &[Gen] = &[
+            (
+                &[("__name__", "req_total"), ("job", "api"), ("instance", "a")],
+                &|i| {
+                    if i < 40 {
+                        i as f64 * 10.0
+                    } else {
+                        (i - 40) as f64 * 10.0
+                    }
+                },
+            ),
+            (
+                &[("__name__", "req_total"), ("job", "api"), ("instance", "b")],
+                &|i| i as f64 * 20.0,
+            ),
+            (
+                &[("__name__", "temp"), ("job", "api"), ("instance", "a")],
+                &|_| 20.0,
+            ),
+            (
+                &[("__name__", "temp"), ("job", "api"), ("instance", "b")],
+                &|_| 30.0,
+            ),
+        ];
+        for (labels, f) in series {
+            let id = h
+                .series_id(
+                    labels
+                        .iter()
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .collect(),
+                )
+                .unwrap();
+            for i in 0..=80 {
+                h.append(id, i * 15_000, f(i)).unwrap();
+            }
+        }
+        let gone = h
+            .series_id(vec![("__name__".into(), "gone".into())])
+            .unwrap();
+        h.append(gone, 0, 1.0).unwrap();
+        h.append(gone, 15_000, f64::from_bits(super::super::STALE_NAN))
+            .unwrap();
+        h
+    }
+
+    fn eval(q: &str, t_secs: i64) -> Result<Value, String> {
+        let h = head();
+        Engine::new(&h, QueryLimits::default()).eval(&parse(q)?, t_secs * 1000)
+    }
+
+    fn vector(q: &str, t_secs: i64) -> Vec<(String, f64)> {
+        match eval(q, t_secs).unwrap() {
+            Value::Vector(v) => v
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.labels
+                            .iter()
+                            .map(|(a, b)| format!("{a}={b}"))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        e.v,
+                    )
+                })
+                .collect(),
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn selectors_lookback_and_staleness() {
+        assert_eq!(
+            vector("temp", 1200),
+            vec![
+                ("__name__=temp,instance=a,job=api".into(), 20.0),
+                ("__name__=temp,instance=b,job=api".into(), 30.0)
+            ]
+        );
+        // The last sample is at 1200 s; the 5-minute lookback still finds it at 1499 s, not at 1500 s.
+        assert_eq!(vector("temp{instance=\"a\"}", 1499).len(), 1);
+        assert_eq!(vector("temp{instance=\"a\"}", 1500).len(), 0);
+        assert_eq!(vector("temp offset 10m", 1800).len(), 2);
+        assert_eq!(vector("gone", 10).len(), 1);
+        assert_eq!(
+            vector("gone", 20).len(),
+            0,
+            "a staleness marker ends the series at once"
+        );
+        assert_eq!(
+            vector("temp{instance=~\"a|b\"}", 600).len(),
+            2,
+            "anchored alternation"
+        );
+        assert_eq!(vector("temp{instance=~\"a.\"}", 600).len(), 0);
+    }
+
+    #[test]
+    fn rate_with_reset_and_extrapolation() {
+        // b: +20 per 15 s = 1.333…/s, sampled exactly on the window edges.
+        let v = vector("rate(req_total{instance=\"b\"}[5m])", 600);
+        assert_eq!(v[0].0, "instance=b,job=api", "rate drops the metric name");
+        assert!((v[0].1 - 20.0 / 15.0).abs() < 1e-9, "{v:?}");
+        // a resets from 390 to 0 at 600 s. Over (450 s, 750 s] the 20 samples rise 10 per step
+        // except across the reset, where Prometheus counts the new value (0): 18 × 10 = 180
+        // over 285 s sampled, extrapolated by 15 s at the start (under 1.1 steps away) and 0
+        // at the end: 180 × 300/285 per 300 s.
+        let v = vector("rate(req_total{instance=\"a\"}[5m])", 750);
+        assert!((v[0].1 - 180.0 / 285.0).abs() < 1e-9, "{v:?}");
+        let v = vector("increase(req_total{instance=\"b\"}[1m])", 600);
+        assert!((v[0].1 - 80.0).abs() < 1e-9, "{v:?}");
+        assert!(
+            (vector("irate(req_total[1m])", 600)
+                .iter()
+                .find(|x| x.0.contains("=b"))
+                .unwrap()
+                .1
+                - 20.0 / 15.0)
+                .abs()
+                < 1e-9
+        );
+        // Extrapolation: 15 s to the window start is under 1.1 steps, so it is bridged (and the
+        // counter's zero point is exactly there); 30 s to the end is not, so only half a step
+        // (7.5 s) is added: 10 × (15 + 15 + 7.5) / 15 = 25.
+        let pts = [(15_000, 10.0), (30_000, 20.0)];
+        let r = extrapolated(&pts, 60_000, 60_000, true, false).unwrap();
+        assert!((r - 25.0).abs() < 1e-9, "{r}");
+        // A counter starting high: extrapolation to the start stops where it would reach 0.
+        let pts = [(15_000, 1.0), (30_000, 11.0)];
+        let r = extrapolated(&pts, 60_000, 60_000, true, false).unwrap();
+        assert!((r - 10.0 * (15.0 + 1.5 + 7.5) / 15.0).abs() < 1e-9, "{r}");
+    }
+
+    #[test]
+    fn aggregations_and_binary_operators() {
+        assert_eq!(vector("sum(temp)", 600), vec![(String::new(), 50.0)]);
+        assert_eq!(
+            vector("avg by (job) (temp)", 600),
+            vec![("job=api".into(), 25.0)]
+        );
+        assert_eq!(
+            vector("max without (instance) (temp)", 600),
+            vec![("job=api".into(), 30.0)]
+        );
+        assert_eq!(vector("count(temp > 25)", 600), vec![(String::new(), 1.0)]);
+        assert_eq!(vector("topk(1, temp)", 600)[0].1, 30.0);
+        assert_eq!(
+            vector("temp > bool 25", 600)
+                .iter()
+                .map(|x| x.1)
+                .collect::<Vec<_>>(),
+            vec![0.0, 1.0]
+        );
+        assert_eq!(
+            vector("temp * 2", 600)[0],
+            ("instance=a,job=api".into(), 40.0)
+        );
+        assert_eq!(
+            vector("temp{instance=\"b\"} - on(job) temp{instance=\"a\"}", 600),
+            vec![("job=api".into(), 10.0)]
+        );
+        assert_eq!(
+            vector(
+                "temp / ignoring(instance) group_left sum by (job) (temp)",
+                600
+            )
+            .len(),
+            2
+        );
+        assert_eq!(vector("temp and temp > 25", 600).len(), 1);
+        assert_eq!(vector("temp unless temp > 25", 600).len(), 1);
+        assert_eq!(eval("1 + 2 * 3", 0).unwrap(), Value::Scalar(7.0));
+        assert_eq!(vector("avg_over_time(temp[5m])", 600)[0].1, 20.0);
+        assert_eq!(vector("count_over_time(temp[1m])", 600)[0].1, 4.0);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert!(parse("sum(").unwrap_err().contains("parse error"));
+        assert!(
+            eval("holt_winters(temp[5m], 0.5, 0.5)", 600)
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(eval("temp[5m:1m]", 600).unwrap_err().contains("subqueries"));
+        assert!(eval("temp - temp{instance=\"a\"} + on() temp", 600).is_err());
+        let h = head();
+        let e = Engine::new(&h, QueryLimits { max_samples: 10 })
+            .eval(&parse("temp[1h]").unwrap(), 1_200_000)
+            .unwrap_err();
+        assert!(e.contains("more than 10 samples"), "{e}");
+    }
+
+    #[test]
+    fn range_queries_step_through_time() {
+        let h = head();
+        let Value::Matrix(m) = eval_range(
+            &h,
+            &parse("sum(temp)").unwrap(),
+            0,
+            600_000,
+            60_000,
+            QueryLimits::default(),
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].points.len(), 11);
+        assert!(m[0].points.iter().all(|p| p.1 == 50.0));
+    }
+}
