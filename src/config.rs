@@ -17,6 +17,7 @@ pub struct Config {
     pub agent: AgentConfig,
     pub exec: ExecConfig,
     pub files: FilesConfig,
+    pub tsdb: TsdbConfig,
     pub log: LogConfig,
 }
 
@@ -44,6 +45,32 @@ pub struct ServerConfig {
 pub struct AgentConfig {
     /// Seconds between agent heartbeats; a host is offline after three missed ones.
     pub heartbeat_secs: u64,
+    /// Seconds between host metric collections on every agent (0 turns them off).
+    pub metrics_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsdbConfig {
+    /// Days of samples kept.
+    pub retention_days: u64,
+    /// Most series held; new series beyond it are refused (and counted).
+    pub max_series: usize,
+    /// Most samples one query may touch.
+    pub max_samples_per_query: usize,
+    /// The write-ahead log is rewritten as a checkpoint past this many MiB.
+    pub checkpoint_mib: u64,
+}
+
+impl Default for TsdbConfig {
+    fn default() -> Self {
+        TsdbConfig {
+            retention_days: 15,
+            max_series: 1_000_000,
+            max_samples_per_query: 50_000_000,
+            checkpoint_mib: 128,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,7 +82,10 @@ pub struct ExecConfig {
 
 impl Default for AgentConfig {
     fn default() -> Self {
-        AgentConfig { heartbeat_secs: 10 }
+        AgentConfig {
+            heartbeat_secs: 10,
+            metrics_secs: 15,
+        }
     }
 }
 
@@ -251,6 +281,18 @@ impl Config {
         }
         if !(1..=3600).contains(&self.agent.heartbeat_secs) {
             return bad("agent.heartbeat_secs", "must be between 1 and 3600");
+        }
+        if self.agent.metrics_secs > 3600 {
+            return bad("agent.metrics_secs", "must be between 0 (off) and 3600");
+        }
+        if self.tsdb.retention_days == 0
+            || self.tsdb.max_series == 0
+            || self.tsdb.max_samples_per_query == 0
+        {
+            return bad(
+                "tsdb",
+                "retention_days, max_series and max_samples_per_query must be at least 1",
+            );
         }
         if self.exec.history_jobs == 0 {
             return bad("exec.history_jobs", "must be at least 1");

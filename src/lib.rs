@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hosts;
+pub mod metrics;
 pub mod model;
 pub mod proto;
 pub mod server;

@@ -34,6 +34,10 @@ pub enum AgentHello {
     },
 }
 
+fn default_metrics_secs() -> u64 {
+    15
+}
+
 /// What the server answers to [`AgentHello`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -44,12 +48,18 @@ pub enum Welcome {
         credential: String,
         heartbeat_secs: u64,
         server_version: String,
+        #[serde(default = "default_metrics_secs")]
+        metrics_secs: u64,
     },
     /// Connection accepted.
     Welcome {
         host_id: u64,
         heartbeat_secs: u64,
         server_version: String,
+        /// Seconds between host metric collections; 0 turns them off. Absent (older
+        /// servers): 15.
+        #[serde(default = "default_metrics_secs")]
+        metrics_secs: u64,
     },
     /// Refused; `retry` false means retrying cannot help (bad token, revoked host,
     /// incompatible version).
@@ -85,6 +95,11 @@ pub enum AgentMsg {
         term: u64,
         code: Option<i32>,
         error: Option<String>,
+    },
+    /// Host metrics collected at `t` (milliseconds), node_exporter names.
+    Metrics {
+        t: i64,
+        samples: Vec<MetricSample>,
     },
     /// A chunk of a file being downloaded from the host (base64).
     FileData {
@@ -145,6 +160,15 @@ pub enum ServerMsg {
     Revoked {
         reason: String,
     },
+}
+
+/// One metric sample from an agent (the server adds `instance` and `job`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetricSample {
+    pub name: String,
+    #[serde(default)]
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
 }
 
 /// Where and how to write an uploaded file.

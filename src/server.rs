@@ -65,11 +65,30 @@ pub async fn run(
         cert: identity.pin.clone(),
         curl: identity.curl_pin.clone(),
     };
+    let (metrics, ingest_queue) = crate::metrics::Metrics::open(
+        &data_dir.join("tsdb"),
+        crate::tsdb::db::TsdbOptions {
+            max_series: config.tsdb.max_series,
+            retention_ms: config.tsdb.retention_days as i64 * 86_400_000,
+            checkpoint_bytes: config.tsdb.checkpoint_mib << 20,
+        },
+        crate::tsdb::promql::QueryLimits {
+            max_samples: config.tsdb.max_samples_per_query,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the metrics store in {}",
+            data_dir.join("tsdb").display()
+        )
+    })?;
+    let hosts = hosts.with_metrics(metrics.clone(), config.agent.metrics_secs);
     let local_agent = config.server.local_agent;
     let state = AppState::new(
         auth.clone(),
         audit,
         hosts.clone(),
+        metrics.clone(),
         store,
         pins,
         Arc::new(config),
@@ -90,6 +109,8 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(session_janitor(auth, stop_rx.clone()));
     tasks.spawn(hosts_ticker(hosts.clone(), stop_rx.clone()));
+    tasks.spawn(metrics.clone().run_ingest(ingest_queue, stop_rx.clone()));
+    tasks.spawn(metrics.run_maintenance(stop_rx.clone()));
     if local_agent {
         tasks.spawn(run_local_agent(
             hosts,

@@ -1,8 +1,8 @@
 //! Host metrics with node_exporter's names and labels (so existing dashboards and alert rules
 //! work): CPU by mode, load, memory, swap, file systems, disk and network I/O, processes,
 //! open files, boot time. Parsers take /proc text and are tested without the machine;
-//! `collect` reads this host. Wiring them into the agent's channel comes with the
-//! time-series store (issue 4).
+//! `collect` reads this host; the agent sends them every `metrics_secs` (from the server's
+//! welcome) and the server stores them with `instance` and `job` labels.
 
 use crate::proto::Disk;
 

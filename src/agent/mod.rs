@@ -209,11 +209,12 @@ async fn session(
         Ok(None) => return End::Retry(anyhow!("the server closed the connection")),
         Err(_) => return End::Retry(anyhow!("the server did not answer the handshake")),
     };
-    let heartbeat = match welcome {
+    let (heartbeat, metrics_every) = match welcome {
         Welcome::Enrolled {
             host_id,
             credential,
             heartbeat_secs,
+            metrics_secs,
             ..
         } => {
             let s = State {
@@ -234,15 +235,16 @@ async fn session(
             }
             tracing::info!(host_id, "Enrolled.");
             *state = Some(s);
-            heartbeat_secs
+            (heartbeat_secs, metrics_secs)
         }
         Welcome::Welcome {
             host_id,
             heartbeat_secs,
+            metrics_secs,
             ..
         } => {
             tracing::info!(host_id, "Connected to the server.");
-            heartbeat_secs
+            (heartbeat_secs, metrics_secs)
         }
         Welcome::Refused { reason, retry } => {
             let e = anyhow!("the server refused this agent: {reason}");
@@ -254,7 +256,7 @@ async fn session(
         let _ = ws.close(None).await;
         return End::Shutdown;
     }
-    serve(ws, heartbeat).await
+    serve(ws, heartbeat, metrics_every).await
 }
 
 type Ws =
@@ -268,7 +270,7 @@ async fn send_json<T: Serialize>(ws: &mut Ws, v: &T) -> anyhow::Result<()> {
 }
 
 /// The connected loop: heartbeats, inventory refresh, commands.
-async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
+async fn serve(mut ws: Ws, heartbeat_secs: u64, metrics_secs: u64) -> End {
     let started = std::time::Instant::now();
     let (out_tx, mut out_rx) = mpsc::channel::<AgentMsg>(256);
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_EXEC));
@@ -279,6 +281,12 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
     let mut beat = tokio::time::interval(Duration::from_secs(heartbeat_secs.max(1)));
     let mut inventory_every = tokio::time::interval(Duration::from_secs(300));
     inventory_every.tick().await;
+    // 0 turns metrics off; the interval then never fires.
+    let mut metrics_every = tokio::time::interval(Duration::from_secs(if metrics_secs == 0 {
+        86_400 * 365
+    } else {
+        metrics_secs
+    }));
     loop {
         tokio::select! {
             _ = beat.tick() => {
@@ -291,6 +299,19 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64) -> End {
                     Err(_) => continue,
                 };
                 if let Err(e) = send_json(&mut ws, &AgentMsg::Inventory { inventory }).await { return End::Retry(e) }
+            }
+            _ = metrics_every.tick(), if metrics_secs > 0 => {
+                let Ok(collected) = tokio::task::spawn_blocking(metrics::collect).await else { continue };
+                let samples: Vec<crate::proto::MetricSample> = collected
+                    .into_iter()
+                    .map(|m| crate::proto::MetricSample {
+                        name: m.name.to_string(),
+                        labels: m.labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                        value: m.value,
+                    })
+                    .collect();
+                let msg = AgentMsg::Metrics { t: chrono::Utc::now().timestamp_millis(), samples };
+                if let Err(e) = send_json(&mut ws, &msg).await { return End::Retry(e) }
             }
             Some(m) = out_rx.recv() => {
                 if let AgentMsg::ExecDone(d) = &m { cancels.remove(&d.job); }

@@ -39,6 +39,7 @@ pub struct AppState {
     pub auth: Auth,
     pub audit: Audit,
     pub hosts: crate::hosts::Hosts,
+    pub metrics: crate::metrics::Metrics,
     pub store: Store,
     /// What enrollment commands need to pin this server.
     pub pins: Pins,
@@ -60,6 +61,7 @@ impl AppState {
         auth: Auth,
         audit: Audit,
         hosts: crate::hosts::Hosts,
+        metrics: crate::metrics::Metrics,
         store: Store,
         pins: Pins,
         config: Arc<Config>,
@@ -74,6 +76,7 @@ impl AppState {
             auth,
             audit,
             hosts,
+            metrics,
             store,
             pins,
             config,

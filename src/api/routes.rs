@@ -5,7 +5,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::AppState;
-use super::handlers::{audit, auth, files, hosts, system, terminal, tokens, users};
+use super::handlers::{audit, auth, files, hosts, prom, system, terminal, tokens, users};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,11 +34,13 @@ pub struct RouteDef {
     pub audits_itself: bool,
     /// Field names of the JSON body, for the OpenAPI document.
     pub body: &'static [&'static str],
+    /// A POST that changes nothing (Prometheus queries): no CSRF token, no audit record.
+    pub read_only: bool,
 }
 
 impl RouteDef {
     pub fn is_mutating(&self) -> bool {
-        !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        !self.read_only && !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
     }
 }
 
@@ -65,6 +67,7 @@ fn r(
             while_password_change: false,
             audits_itself: false,
             body: &[],
+            read_only: false,
         },
         handler,
     }
@@ -77,6 +80,10 @@ impl R {
     }
     fn during_password_change(mut self) -> Self {
         self.def.while_password_change = true;
+        self
+    }
+    fn read_only(mut self) -> Self {
+        self.def.read_only = true;
         self
     }
     fn self_audited(mut self) -> Self {
@@ -530,6 +537,16 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::DELETE, "/api/v1/ssh/known-hosts/{target}", "ssh.known_hosts.forget", Perm("hosts:write"), "Forget a host key (after a reinstall)", delete(hosts::forget_known_host)),
         r(Method::POST, "/api/v1/hosts/import", "hosts.import", Perm("hosts:write"), "Validate a CSV of hosts and, when every row is valid and not dry_run, push them all", post(hosts::import))
             .body(&["csv", "private_key", "passphrase", "dry_run"]),
+        r(Method::GET, "/prometheus/api/v1/query", "prom.query", Perm("metrics:read"), "PromQL instant query (Prometheus HTTP API)", get(prom::query)),
+        r(Method::POST, "/prometheus/api/v1/query", "prom.query.post", Perm("metrics:read"), "PromQL instant query, form-encoded body", post(prom::query)).read_only(),
+        r(Method::GET, "/prometheus/api/v1/query_range", "prom.query_range", Perm("metrics:read"), "PromQL range query (Prometheus HTTP API)", get(prom::query_range)),
+        r(Method::POST, "/prometheus/api/v1/query_range", "prom.query_range.post", Perm("metrics:read"), "PromQL range query, form-encoded body", post(prom::query_range)).read_only(),
+        r(Method::GET, "/prometheus/api/v1/series", "prom.series", Perm("metrics:read"), "Series matching match[] selectors", get(prom::series)),
+        r(Method::POST, "/prometheus/api/v1/series", "prom.series.post", Perm("metrics:read"), "Series matching match[] selectors, form-encoded body", post(prom::series)).read_only(),
+        r(Method::GET, "/prometheus/api/v1/labels", "prom.labels", Perm("metrics:read"), "Label names", get(prom::labels)),
+        r(Method::GET, "/prometheus/api/v1/label/{name}/values", "prom.label_values", Perm("metrics:read"), "Values of one label", get(prom::label_values)),
+        r(Method::GET, "/prometheus/api/v1/metadata", "prom.metadata", Perm("metrics:read"), "Metric metadata", get(prom::metadata)),
+        r(Method::GET, "/prometheus/api/v1/status/buildinfo", "prom.buildinfo", Perm("metrics:read"), "Build information", get(prom::buildinfo)),
     ];
     routes.into_iter().map(|r| (r.def, r.handler)).collect()
 }

@@ -103,6 +103,7 @@ struct Conn {
     id: u64,
     tx: mpsc::Sender<ServerMsg>,
     last_seen: i64,
+    hostname: String,
 }
 
 #[derive(Default)]
@@ -123,6 +124,8 @@ pub struct Hosts {
     pushes: Arc<Mutex<push::Pushes>>,
     data_dir: std::path::PathBuf,
     heartbeat_secs: u64,
+    metrics_secs: u64,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -152,11 +155,20 @@ impl Hosts {
             live: Arc::default(),
             guards: Arc::default(),
             heartbeat_secs: heartbeat_secs.max(1),
+            metrics_secs: 0,
+            metrics: None,
         }
     }
 
     pub fn heartbeat_secs(&self) -> u64 {
         self.heartbeat_secs
+    }
+
+    /// Stores agents' host metrics in `metrics`, collected every `every_secs` (0: off).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics, every_secs: u64) -> Self {
+        self.metrics = Some(metrics);
+        self.metrics_secs = every_secs;
+        self
     }
 
     /// Registers a check run before a host is deleted.
@@ -265,6 +277,7 @@ impl Hosts {
                         host_id,
                         credential,
                         heartbeat_secs: self.heartbeat_secs,
+                        metrics_secs: self.metrics_secs,
                         server_version: server_version.into(),
                     },
                     Some(host_id),
@@ -299,6 +312,7 @@ impl Hosts {
                                 Welcome::Welcome {
                                     host_id,
                                     heartbeat_secs: self.heartbeat_secs,
+                                    metrics_secs: self.metrics_secs,
                                     server_version: server_version.into(),
                                 },
                                 Some(host_id),
@@ -367,7 +381,7 @@ impl Hosts {
     }
 
     /// Registers the live connection of an agent; a newer connection replaces an older one.
-    pub fn attach(&self, host_id: u64, tx: mpsc::Sender<ServerMsg>) -> u64 {
+    pub fn attach(&self, host_id: u64, hostname: &str, tx: mpsc::Sender<ServerMsg>) -> u64 {
         let mut live = lock(&self.live);
         live.next_conn += 1;
         let id = live.next_conn;
@@ -377,6 +391,7 @@ impl Hosts {
                 id,
                 tx,
                 last_seen: now(),
+                hostname: hostname.to_string(),
             },
         );
         tracing::info!(host_id, "Agent connected.");
@@ -432,6 +447,7 @@ impl Hosts {
                 self.jobs.output(job, host_id, stream, &data)
             }
             AgentMsg::ExecDone(done) => self.jobs.done(host_id, done),
+            AgentMsg::Metrics { samples, .. } => self.ingest_metrics(host_id, samples),
             AgentMsg::TermOutput { term, data } => self.terminal_output(host_id, term, data),
             AgentMsg::FileData { xfer, data } => self.file_data(host_id, xfer, &data),
             AgentMsg::FileDone {
@@ -444,6 +460,49 @@ impl Hosts {
                 let reason = error.unwrap_or_else(|| "the shell exited".into());
                 self.end_terminal(term, code, &reason);
             }
+        }
+    }
+
+    /// Labels an agent's samples with `instance` (its hostname) and `job="node"`, and queues
+    /// them; the server's clock stamps them, so agents with a wrong clock still line up.
+    fn ingest_metrics(&self, host_id: u64, samples: Vec<crate::proto::MetricSample>) {
+        let Some(m) = &self.metrics else { return };
+        let Some(instance) = lock(&self.live)
+            .conns
+            .get(&host_id)
+            .map(|c| c.hostname.clone())
+        else {
+            return;
+        };
+        let t = chrono::Utc::now().timestamp_millis();
+        let batch: Vec<crate::tsdb::db::Ingest> = samples
+            .into_iter()
+            .filter(|s| crate::tsdb::exposition::valid_metric_name(&s.name))
+            .map(|s| {
+                let mut labels: Vec<(String, String)> = s
+                    .labels
+                    .into_iter()
+                    .filter(|(k, _)| {
+                        k != "instance"
+                            && k != "job"
+                            && crate::tsdb::exposition::valid_label_name(k)
+                    })
+                    .collect();
+                labels.push(("__name__".into(), s.name));
+                labels.push(("instance".into(), instance.clone()));
+                labels.push(("job".into(), "node".into()));
+                crate::tsdb::db::Ingest {
+                    labels,
+                    t,
+                    v: s.value,
+                }
+            })
+            .collect();
+        if !m.submit(batch) {
+            tracing::warn!(
+                host_id,
+                "Metrics queue full: a batch of host metrics was dropped."
+            );
         }
     }
 

@@ -94,7 +94,7 @@ async fn session(st: AppState, mut socket: WebSocket, addr: SocketAddr) {
     // Registered before the welcome, so the host is online by the time the agent knows it
     // is connected.
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(256);
-    let conn = st.hosts.attach(host_id, tx);
+    let conn = st.hosts.attach(host_id, &hostname, tx);
     if !send(&mut socket, &welcome).await {
         st.hosts.detach(host_id, conn);
         return;

@@ -1,0 +1,343 @@
+//! `/prometheus/api/v1/*`: the Prometheus HTTP API (query, query_range, series, labels, label
+//! values, metadata, status/buildinfo) with Prometheus' JSON, so Grafana, promtool and the UI
+//! read one store. Authenticated like every route (API token: Bearer, or Basic for Grafana).
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as Json, json};
+
+use crate::api::AppState;
+use crate::tsdb::head::Labels;
+use crate::tsdb::promql::Value;
+
+/// Decodes `a=1&b=%20x+y` into pairs (repeated keys kept, as `match[]` needs).
+pub(crate) fn form_pairs(s: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    match u8::from_str_radix(
+                        std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"),
+                        16,
+                    ) {
+                        Ok(v) => {
+                            out.push(v);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    p.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+}
+
+fn ok(data: Json) -> Response {
+    axum::Json(json!({"status": "success", "data": data})).into_response()
+}
+
+fn err(status: StatusCode, kind: &str, msg: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({"status": "error", "errorType": kind, "error": msg.into()})),
+    )
+        .into_response()
+}
+
+fn bad(msg: impl Into<String>) -> Response {
+    err(StatusCode::BAD_REQUEST, "bad_data", msg)
+}
+
+/// A time: RFC 3339 or (fractional) Unix seconds; milliseconds out.
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>()
+        && secs.is_finite()
+        && secs.abs() < 9.2e15
+    {
+        return Ok((secs * 1000.0).round() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("cannot parse {s:?} to a valid timestamp"))
+}
+
+/// A duration: seconds (`15`, `0.5`) or Prometheus units (`15s`, `1m30s`, `2h`); ms out.
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return if secs > 0.0 && secs.is_finite() {
+            Ok((secs * 1000.0).round() as i64)
+        } else {
+            Err(format!("invalid duration {s:?}"))
+        };
+    }
+    let mut total = 0i64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit: String = std::iter::once(c)
+            .chain(std::iter::from_fn(|| {
+                chars.next_if(|c| c.is_ascii_alphabetic())
+            }))
+            .collect();
+        let n: i64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        num.clear();
+        let ms = match unit.as_str() {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            _ => return Err(format!("invalid duration {s:?}")),
+        };
+        total += n * ms;
+    }
+    if !num.is_empty() || total <= 0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(total)
+}
+
+fn metric(l: &Labels) -> Json {
+    Json::Object(
+        l.iter()
+            .map(|(k, v)| (k.clone(), Json::String(v.clone())))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// Values as Prometheus writes them: shortest decimal, `NaN`, `+Inf`, `-Inf`.
+pub(crate) fn fmt_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+fn ts(ms: i64) -> Json {
+    json!(ms as f64 / 1000.0)
+}
+
+fn result_json(v: Value, t: i64) -> Json {
+    match v {
+        Value::Scalar(x) => json!({"resultType": "scalar", "result": [ts(t), fmt_value(x)]}),
+        Value::String(s) => json!({"resultType": "string", "result": [ts(t), s]}),
+        Value::Vector(v) => json!({
+            "resultType": "vector",
+            "result": v.iter().map(|e| json!({"metric": metric(&e.labels), "value": [ts(t), fmt_value(e.v)]})).collect::<Vec<_>>(),
+        }),
+        Value::Matrix(m) => json!({
+            "resultType": "matrix",
+            "result": m.iter().map(|r| json!({
+                "metric": metric(&r.labels),
+                "values": r.points.iter().map(|(t, v)| json!([ts(*t), fmt_value(*v)])).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// Query parameters from the query string and, for POST, the form body.
+fn params(q: &Option<String>, body: &Bytes) -> Vec<(String, String)> {
+    let mut p = form_pairs(q.as_deref().unwrap_or(""));
+    p.extend(form_pairs(&String::from_utf8_lossy(body)));
+    p
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+pub(crate) async fn query(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&q, &body);
+    let Some(expr) = get(&p, "query").map(str::to_string) else {
+        return bad("missing query parameter \"query\"");
+    };
+    let t = match get(&p, "time").filter(|s| !s.is_empty()) {
+        Some(s) => match parse_time(s) {
+            Ok(t) => t,
+            Err(e) => return bad(e),
+        },
+        None => chrono::Utc::now().timestamp_millis(),
+    };
+    let m = st.metrics.clone();
+    match blocking(move || m.query(&expr, t)).await {
+        Some(Ok(v)) => ok(result_json(v, t)),
+        Some(Err(e)) if e.starts_with("parse error") => bad(e),
+        Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
+        None => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "query task failed",
+        ),
+    }
+}
+
+pub(crate) async fn query_range(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&q, &body);
+    let Some(expr) = get(&p, "query").map(str::to_string) else {
+        return bad("missing query parameter \"query\"");
+    };
+    let parsed = (|| -> Result<(i64, i64, i64), String> {
+        let start = parse_time(get(&p, "start").ok_or("missing parameter \"start\"")?)?;
+        let end = parse_time(get(&p, "end").ok_or("missing parameter \"end\"")?)?;
+        let step = parse_duration(get(&p, "step").ok_or("missing parameter \"step\"")?)?;
+        if end < start {
+            return Err("end timestamp must not be before start time".into());
+        }
+        Ok((start, end, step))
+    })();
+    let (start, end, step) = match parsed {
+        Ok(x) => x,
+        Err(e) => return bad(e),
+    };
+    let m = st.metrics.clone();
+    match blocking(move || m.query_range(&expr, start, end, step)).await {
+        Some(Ok(v)) => ok(result_json(v, end)),
+        Some(Err(e))
+            if e.starts_with("parse error") || e.contains("resolution") || e.contains("step") =>
+        {
+            bad(e)
+        }
+        Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
+        None => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "query task failed",
+        ),
+    }
+}
+
+fn range_params(p: &[(String, String)]) -> Result<(i64, i64), String> {
+    let start = get(p, "start")
+        .filter(|s| !s.is_empty())
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MIN / 2);
+    let end = get(p, "end")
+        .filter(|s| !s.is_empty())
+        .map(parse_time)
+        .transpose()?
+        .unwrap_or(i64::MAX / 2);
+    Ok((start, end))
+}
+
+pub(crate) async fn series(
+    State(st): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = params(&q, &body);
+    let selectors: Vec<String> = p
+        .iter()
+        .filter(|(k, _)| k == "match[]")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if selectors.is_empty() {
+        return bad("no match[] parameter provided");
+    }
+    let (start, end) = match range_params(&p) {
+        Ok(x) => x,
+        Err(e) => return bad(e),
+    };
+    let m = st.metrics.clone();
+    match blocking(move || m.series(&selectors, start, end)).await {
+        Some(Ok(v)) => ok(Json::Array(v.iter().map(metric).collect())),
+        Some(Err(e)) => bad(e),
+        None => err(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "query task failed",
+        ),
+    }
+}
+
+pub(crate) async fn labels(State(st): State<AppState>) -> Response {
+    ok(json!(st.metrics.label_names()))
+}
+
+pub(crate) async fn label_values(State(st): State<AppState>, Path(name): Path<String>) -> Response {
+    ok(json!(st.metrics.label_values(&name)))
+}
+
+pub(crate) async fn metadata() -> Response {
+    ok(json!({}))
+}
+
+pub(crate) async fn buildinfo() -> Response {
+    ok(
+        json!({"version": crate::VERSION, "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": "omp (rust)"}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_and_times() {
+        let p = form_pairs("query=rate(x%5B5m%5D)&match%5B%5D=up&match[]=a+b&t=%");
+        assert_eq!(p[0], ("query".into(), "rate(x[5m])".into()));
+        assert_eq!(p.iter().filter(|(k, _)| k == "match[]").count(), 2);
+        assert_eq!(p[2].1, "a b");
+        assert_eq!(p[3].1, "%");
+        assert_eq!(parse_time("1700000000.5").unwrap(), 1_700_000_000_500);
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00Z").unwrap(),
+            1_767_225_600_000
+        );
+        assert!(parse_time("yesterday").is_err());
+        assert_eq!(parse_duration("15s").unwrap(), 15_000);
+        assert_eq!(parse_duration("1m30s").unwrap(), 90_000);
+        assert_eq!(parse_duration("0.5").unwrap(), 500);
+        for bad in ["", "0", "-1", "5x", "s", "10"] {
+            if bad == "10" {
+                assert_eq!(parse_duration(bad).unwrap(), 10_000);
+            } else {
+                assert!(parse_duration(bad).is_err(), "{bad}");
+            }
+        }
+        assert_eq!(fmt_value(1.0), "1");
+        assert_eq!(fmt_value(0.1), "0.1");
+        assert_eq!(fmt_value(f64::NEG_INFINITY), "-Inf");
+    }
+}

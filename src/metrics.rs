@@ -1,0 +1,192 @@
+//! The metrics service: the time-series store behind a lock, fed by agents through a bounded
+//! channel (a burst is dropped with a warning rather than growing memory) and drained by one
+//! ingest task that batches many agents into one synced write. Queries lock the store
+//! briefly. No HTTP here; `api` serves the Prometheus-compatible endpoints from it.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::tsdb::db::{Ingest, Tsdb, TsdbOptions};
+use crate::tsdb::head::{Labels, Matcher};
+use crate::tsdb::promql::{self, QueryLimits, Value};
+
+/// Batches waiting for the ingest task; beyond this new batches are dropped.
+const QUEUE: usize = 4096;
+
+/// The metrics service. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    db: Arc<Mutex<Tsdb>>,
+    tx: mpsc::Sender<Vec<Ingest>>,
+    limits: QueryLimits,
+}
+
+fn lock(m: &Mutex<Tsdb>) -> std::sync::MutexGuard<'_, Tsdb> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The receiving end for [`Metrics::run_ingest`].
+pub struct IngestQueue(mpsc::Receiver<Vec<Ingest>>);
+
+impl Metrics {
+    /// Opens the store in `dir` (replaying its log).
+    pub fn open(
+        dir: &Path,
+        opts: TsdbOptions,
+        limits: QueryLimits,
+    ) -> std::io::Result<(Metrics, IngestQueue)> {
+        let (db, report) = Tsdb::open(dir, opts)?;
+        tracing::info!(
+            series = report.series,
+            samples = report.samples,
+            truncated_bytes = report.truncated_bytes,
+            "Metrics store opened."
+        );
+        let (tx, rx) = mpsc::channel(QUEUE);
+        Ok((
+            Metrics {
+                db: Arc::new(Mutex::new(db)),
+                tx,
+                limits,
+            },
+            IngestQueue(rx),
+        ))
+    }
+
+    /// Queues samples for ingestion; false when the queue is full (the batch is dropped).
+    pub fn submit(&self, batch: Vec<Ingest>) -> bool {
+        self.tx.try_send(batch).is_ok()
+    }
+
+    /// Writes queued batches until `stop`; many batches go into one synced write.
+    pub async fn run_ingest(self, mut q: IngestQueue, mut stop: watch::Receiver<bool>) {
+        loop {
+            let first = tokio::select! {
+                b = q.0.recv() => match b { Some(b) => b, None => return },
+                _ = stop.changed() => return,
+            };
+            let mut batch = first;
+            while batch.len() < 100_000 {
+                match q.0.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
+            let db = self.db.clone();
+            let r = tokio::task::spawn_blocking(move || lock(&db).ingest(&batch)).await;
+            match r {
+                Ok(Ok(res)) if !res.rejected.is_empty() => {
+                    tracing::debug!(rejected = res.rejected.len(), first = %res.rejected[0].1, "Some samples were refused.");
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "Writing metrics failed; the batch was not stored.")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Applies retention and checkpoints the log every minute until `stop`.
+    pub async fn run_maintenance(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = stop.changed() => return,
+            }
+            let db = self.db.clone();
+            let now = chrono::Utc::now().timestamp_millis();
+            match tokio::task::spawn_blocking(move || lock(&db).maintain(now)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(series = n, "Series past retention were dropped.")
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "Metrics maintenance failed."),
+                _ => {}
+            }
+        }
+    }
+
+    /// Ingests at once and waits until durable (imports, tests).
+    pub fn ingest_now(&self, batch: &[Ingest]) -> std::io::Result<crate::tsdb::db::Ingested> {
+        lock(&self.db).ingest(batch)
+    }
+
+    /// An instant query at `t` (ms).
+    pub fn query(&self, q: &str, t: i64) -> Result<Value, String> {
+        let e = promql::parse(q)?;
+        let db = lock(&self.db);
+        promql::Engine::new(db.head(), self.limits).eval(&e, t)
+    }
+
+    /// A range query.
+    pub fn query_range(&self, q: &str, start: i64, end: i64, step: i64) -> Result<Value, String> {
+        let e = promql::parse(q)?;
+        let db = lock(&self.db);
+        promql::eval_range(db.head(), &e, start, end, step, self.limits)
+    }
+
+    /// Label sets of series matching any of the selectors in `[start, end]`.
+    pub fn series(
+        &self,
+        selectors: &[String],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Labels>, String> {
+        let db = lock(&self.db);
+        let mut out: Vec<Labels> = Vec::new();
+        for s in selectors {
+            let ms = selector_matchers(s)?;
+            for (l, _) in db.head().select(&ms, start, end) {
+                if !out.contains(&l) {
+                    out.push(l);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn label_names(&self) -> Vec<String> {
+        lock(&self.db).head().label_names()
+    }
+
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        lock(&self.db).head().label_values(name)
+    }
+
+    /// Series count and chunk bytes (for /metrics and the UI).
+    pub fn stats(&self) -> (usize, usize) {
+        let db = lock(&self.db);
+        (db.head().series_count(), db.head().chunk_bytes())
+    }
+}
+
+/// Matchers of a `match[]` selector such as `up{job="node"}`.
+pub fn selector_matchers(s: &str) -> Result<Vec<Matcher>, String> {
+    match promql::parse(s)? {
+        promql_parser::parser::Expr::VectorSelector(vs) => {
+            let mut out = Vec::new();
+            if let Some(n) = &vs.name {
+                out.push(Matcher::eq("__name__", n));
+            }
+            for m in &vs.matchers.matchers {
+                out.push(match &m.op {
+                    promql_parser::label::MatchOp::Equal => Matcher::eq(&m.name, &m.value),
+                    promql_parser::label::MatchOp::NotEqual => Matcher {
+                        name: m.name.clone(),
+                        op: crate::tsdb::head::MatchOp::Neq(m.value.clone()),
+                    },
+                    promql_parser::label::MatchOp::Re(_) => {
+                        Matcher::re(&m.name, &m.value, false).map_err(|e| e.to_string())?
+                    }
+                    promql_parser::label::MatchOp::NotRe(_) => {
+                        Matcher::re(&m.name, &m.value, true).map_err(|e| e.to_string())?
+                    }
+                });
+            }
+            Ok(out)
+        }
+        _ => Err(format!("{s:?} is not a series selector")),
+    }
+}
