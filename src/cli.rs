@@ -39,6 +39,9 @@ pub enum Command {
     /// Check configuration files
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The metrics store: backfill samples
+    #[command(subcommand)]
+    Tsdb(TsdbCmd),
     /// Logical dump and load of the whole store
     #[command(subcommand)]
     Store(StoreCmd),
@@ -101,6 +104,26 @@ pub struct AgentArgs {
     /// Enroll, then exit (the installer uses it before starting the service)
     #[arg(long)]
     pub enroll_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TsdbCmd {
+    /// Backfill OpenMetrics (or Prometheus text) with timestamps, into a stopped server's data
+    /// dir (--data-dir) or through a running server (--server URL --token TOKEN)
+    Import {
+        file: PathBuf,
+        /// openmetrics (timestamps in seconds) or prometheus (milliseconds)
+        #[arg(long, default_value = "openmetrics", value_parser = ["openmetrics", "prometheus"])]
+        format: String,
+        /// A running server, e.g. http://127.0.0.1:19001
+        #[arg(long, value_name = "URL", requires = "token")]
+        server: Option<String>,
+        /// An API token with metrics:write
+        #[arg(long)]
+        token: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -327,6 +350,65 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 exec_rounds,
                 echo_rounds,
             })?;
+            Ok(0)
+        }
+        Command::Tsdb(TsdbCmd::Import {
+            file,
+            format,
+            server,
+            token,
+            store,
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let report: serde_json::Value = match (server, token) {
+                (Some(server), Some(token)) => {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .into();
+                    let url = format!(
+                        "{}/api/v1/metrics/import?format={format}",
+                        server.trim_end_matches('/')
+                    );
+                    let mut r = agent
+                        .post(&url)
+                        .header("authorization", &format!("Bearer {token}"))
+                        .header("content-type", "text/plain")
+                        .send(text.as_bytes())
+                        .with_context(|| format!("cannot reach {server}"))?;
+                    let status = r.status().as_u16();
+                    let body: serde_json::Value = r.body_mut().read_json().unwrap_or_default();
+                    if status != 200 {
+                        bail!(
+                            "the server refused the import ({status}): {}",
+                            body["error"]["message"].as_str().unwrap_or("no message")
+                        );
+                    }
+                    body
+                }
+                _ => {
+                    let cfg = store.load()?;
+                    let fmt = if format == "prometheus" {
+                        crate::tsdb::exposition::Format::Prometheus
+                    } else {
+                        crate::tsdb::exposition::Format::OpenMetrics
+                    };
+                    let opts = crate::tsdb::db::TsdbOptions {
+                        max_series: cfg.tsdb.max_series,
+                        retention_ms: cfg.tsdb.retention_days as i64 * 86_400_000,
+                        checkpoint_bytes: cfg.tsdb.checkpoint_mib << 20,
+                    };
+                    // The store lock tells whether a server is running on this data dir.
+                    let _store = crate::store::Store::open(&cfg.server.data_dir)?;
+                    let (mut db, _) =
+                        crate::tsdb::db::Tsdb::open(&cfg.server.data_dir.join("tsdb"), opts)?;
+                    let r = crate::metrics::import_text(&text, fmt, |b| db.ingest(b))
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    serde_json::to_value(&r)?
+                }
+            };
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(0)
         }
         Command::Version => {

@@ -165,28 +165,64 @@ impl Metrics {
 /// Matchers of a `match[]` selector such as `up{job="node"}`.
 pub fn selector_matchers(s: &str) -> Result<Vec<Matcher>, String> {
     match promql::parse(s)? {
-        promql_parser::parser::Expr::VectorSelector(vs) => {
-            let mut out = Vec::new();
-            if let Some(n) = &vs.name {
-                out.push(Matcher::eq("__name__", n));
-            }
-            for m in &vs.matchers.matchers {
-                out.push(match &m.op {
-                    promql_parser::label::MatchOp::Equal => Matcher::eq(&m.name, &m.value),
-                    promql_parser::label::MatchOp::NotEqual => Matcher {
-                        name: m.name.clone(),
-                        op: crate::tsdb::head::MatchOp::Neq(m.value.clone()),
-                    },
-                    promql_parser::label::MatchOp::Re(_) => {
-                        Matcher::re(&m.name, &m.value, false).map_err(|e| e.to_string())?
-                    }
-                    promql_parser::label::MatchOp::NotRe(_) => {
-                        Matcher::re(&m.name, &m.value, true).map_err(|e| e.to_string())?
-                    }
-                });
-            }
-            Ok(out)
-        }
+        promql_parser::parser::Expr::VectorSelector(vs) => promql::vector_matchers(&vs),
         _ => Err(format!("{s:?} is not a series selector")),
     }
+}
+
+/// What an import did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ImportReport {
+    pub accepted: usize,
+    pub rejected: usize,
+    /// The first problems, for the operator.
+    pub errors: Vec<String>,
+}
+
+/// Backfills exposition text with timestamps (OpenMetrics: seconds; Prometheus text:
+/// milliseconds). Samples are sorted by series and time first, so a file need not be ordered;
+/// samples without a timestamp are refused (a backfill must say when).
+pub fn import_text(
+    text: &str,
+    format: crate::tsdb::exposition::Format,
+    mut ingest: impl FnMut(&[Ingest]) -> std::io::Result<crate::tsdb::db::Ingested>,
+) -> Result<ImportReport, String> {
+    let parsed = crate::tsdb::exposition::parse(text, format, &Default::default())
+        .map_err(|e| e.to_string())?;
+    let mut report = ImportReport::default();
+    let mut rows: Vec<Ingest> = Vec::with_capacity(parsed.samples.len());
+    for s in parsed.samples {
+        let Some(t) = s.timestamp_ms else {
+            report.rejected += 1;
+            if report.errors.len() < 20 {
+                report.errors.push(format!(
+                    "{} has no timestamp: a backfill needs one per sample",
+                    s.name
+                ));
+            }
+            continue;
+        };
+        let mut labels = s.labels;
+        labels.push(("__name__".into(), s.name));
+        labels.sort();
+        rows.push(Ingest {
+            labels,
+            t,
+            v: s.value,
+        });
+    }
+    rows.sort_by(|a, b| a.labels.cmp(&b.labels).then(a.t.cmp(&b.t)));
+    for chunk in rows.chunks(50_000) {
+        let r = ingest(chunk).map_err(|e| format!("writing failed: {e}"))?;
+        report.accepted += r.accepted;
+        report.rejected += r.rejected.len();
+        for (i, why) in r.rejected {
+            if report.errors.len() < 20 {
+                report
+                    .errors
+                    .push(format!("sample at {}: {why}", chunk[i].t));
+            }
+        }
+    }
+    Ok(report)
 }

@@ -28,6 +28,7 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ),
     ("terminal:open", "Open an interactive web terminal on hosts"),
     ("metrics:read", "Query metrics and see charts"),
+    ("metrics:write", "Import (backfill) metric samples"),
     ("alerts:read", "See alerts and alert rules"),
     (
         "alerts:write",

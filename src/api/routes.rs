@@ -5,7 +5,9 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::AppState;
-use super::handlers::{audit, auth, files, hosts, prom, system, terminal, tokens, users};
+use super::handlers::{
+    audit, auth, files, hosts, metrics_import, prom, system, terminal, tokens, users,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -547,6 +549,7 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::GET, "/prometheus/api/v1/label/{name}/values", "prom.label_values", Perm("metrics:read"), "Values of one label", get(prom::label_values)),
         r(Method::GET, "/prometheus/api/v1/metadata", "prom.metadata", Perm("metrics:read"), "Metric metadata", get(prom::metadata)),
         r(Method::GET, "/prometheus/api/v1/status/buildinfo", "prom.buildinfo", Perm("metrics:read"), "Build information", get(prom::buildinfo)),
+        r(Method::POST, "/api/v1/metrics/import", "metrics.import", Perm("metrics:write"), "Backfill exposition text with timestamps (?format=openmetrics|prometheus; raw body)", post(metrics_import::import)),
     ];
     routes.into_iter().map(|r| (r.def, r.handler)).collect()
 }

@@ -58,6 +58,85 @@ impl Default for QueryLimits {
     }
 }
 
+/// Unquotes a PromQL string's escapes (Go's rules: `\\`, `\"`, `\'`, `\n`, `\t`, `\r`,
+/// `\a`, `\b`, `\f`, `\v`, `\xHH`, `\uHHHH`, `\UHHHHHHHH`, `\ooo`). promql-parser hands
+/// label matcher values over still escaped.
+pub fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(e) = it.next() else {
+            out.push('\\');
+            break;
+        };
+        let hex = |it: &mut std::iter::Peekable<std::str::Chars<'_>>, n: usize| -> Option<char> {
+            let h: String = (0..n).filter_map(|_| it.next()).collect();
+            u32::from_str_radix(&h, 16).ok().and_then(char::from_u32)
+        };
+        match e {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            'a' => out.push('\u{7}'),
+            'b' => out.push('\u{8}'),
+            'f' => out.push('\u{c}'),
+            'v' => out.push('\u{b}'),
+            'x' => out.extend(hex(&mut it, 2)),
+            'u' => out.extend(hex(&mut it, 4)),
+            'U' => out.extend(hex(&mut it, 8)),
+            '0'..='7' => {
+                let mut o = String::from(e);
+                while o.len() < 3 {
+                    match it.peek() {
+                        Some(d @ '0'..='7') => {
+                            o.push(*d);
+                            it.next();
+                        }
+                        _ => break,
+                    }
+                }
+                out.extend(u32::from_str_radix(&o, 8).ok().and_then(char::from_u32));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Our matchers for a vector selector: values unescaped, regexes anchored as `^(?:…)$`
+/// (the parser's own `^…$` breaks alternations such as `a|b`).
+pub fn vector_matchers(vs: &parser::VectorSelector) -> Result<Vec<Matcher>, String> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err("the `or` form of label matchers is not supported".into());
+    }
+    let mut out = Vec::new();
+    if let Some(n) = &vs.name {
+        out.push(Matcher::eq("__name__", n));
+    }
+    for m in &vs.matchers.matchers {
+        let value = unescape(&m.value);
+        out.push(match &m.op {
+            PMatchOp::Equal => Matcher::eq(&m.name, &value),
+            PMatchOp::NotEqual => Matcher {
+                name: m.name.clone(),
+                op: MatchOp::Neq(value),
+            },
+            PMatchOp::Re(_) => Matcher::re(&m.name, &value, false)
+                .map_err(|e| format!("bad regex {value:?}: {e}"))?,
+            PMatchOp::NotRe(_) => Matcher::re(&m.name, &value, true)
+                .map_err(|e| format!("bad regex {value:?}: {e}"))?,
+        });
+    }
+    Ok(out)
+}
+
 /// Parses a query, with the parser's message (it names the position) on error.
 pub fn parse(q: &str) -> Result<Expr, String> {
     parser::parse(q).map_err(|e| format!("parse error: {e}"))
@@ -93,28 +172,7 @@ impl<'a> Engine<'a> {
     }
 
     fn matchers(vs: &parser::VectorSelector) -> Result<Vec<Matcher>, String> {
-        if !vs.matchers.or_matchers.is_empty() {
-            return Err("the `or` form of label matchers is not supported".into());
-        }
-        let mut out = Vec::new();
-        if let Some(n) = &vs.name {
-            out.push(Matcher::eq("__name__", n));
-        }
-        for m in &vs.matchers.matchers {
-            out.push(match &m.op {
-                PMatchOp::Equal => Matcher::eq(&m.name, &m.value),
-                PMatchOp::NotEqual => Matcher {
-                    name: m.name.clone(),
-                    op: MatchOp::Neq(m.value.clone()),
-                },
-                // Anchored here as ^(?:…)$, not as the parser's ^…$ (which breaks `a|b`).
-                PMatchOp::Re(_) => Matcher::re(&m.name, &m.value, false)
-                    .map_err(|e| format!("bad regex {:?}: {e}", m.value))?,
-                PMatchOp::NotRe(_) => Matcher::re(&m.name, &m.value, true)
-                    .map_err(|e| format!("bad regex {:?}: {e}", m.value))?,
-            });
-        }
-        Ok(out)
+        vector_matchers(vs)
     }
 
     fn count(&self, n: usize) -> Result<(), String> {
@@ -877,6 +935,28 @@ mod tests {
         assert_eq!(eval("1 + 2 * 3", 0).unwrap(), Value::Scalar(7.0));
         assert_eq!(vector("avg_over_time(temp[5m])", 600)[0].1, 20.0);
         assert_eq!(vector("count_over_time(temp[1m])", 600)[0].1, 4.0);
+    }
+
+    #[test]
+    fn escaped_label_values() {
+        assert_eq!(unescape(r#"/a\"b"#), "/a\"b");
+        assert_eq!(unescape(r"a\\b\n\x41\u00e9\101"), "a\\b\nAéA");
+        let mut h = Head::new(10);
+        let id = h
+            .series_id(vec![
+                ("__name__".into(), "x".into()),
+                ("path".into(), "/a\"b".into()),
+            ])
+            .unwrap();
+        h.append(id, 1000, 1.0).unwrap();
+        let e = parse(r#"x{path="/a\"b"}"#).unwrap();
+        let Value::Vector(v) = Engine::new(&h, QueryLimits::default())
+            .eval(&e, 2000)
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(v.len(), 1);
     }
 
     #[test]

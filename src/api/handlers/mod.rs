@@ -6,6 +6,7 @@ pub(super) mod audit;
 pub(super) mod auth;
 pub(super) mod files;
 pub(super) mod hosts;
+pub(super) mod metrics_import;
 pub(super) mod prom;
 pub(super) mod system;
 pub(super) mod terminal;

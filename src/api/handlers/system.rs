@@ -13,7 +13,7 @@ pub(crate) const MODULES: &[(&str, bool)] = &[
     ("hosts", true),
     ("applications", false),
     ("appstore", false),
-    ("monitoring", false),
+    ("monitoring", true),
     ("alerts", false),
     ("healing", false),
     ("inspection", false),
