@@ -19,6 +19,8 @@ pub struct Config {
     pub files: FilesConfig,
     pub tsdb: TsdbConfig,
     pub log: LogConfig,
+    /// Scrape targets declared in the file (`[[scrape]]`), read-only in the UI.
+    pub scrape: Vec<crate::scrape::Target>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -305,6 +307,14 @@ impl Config {
                 "must start with https:// (agents always use TLS)",
             );
         }
+        for t in &self.scrape {
+            if let Err(e) = t.validate() {
+                return Err(ConfigError::Invalid {
+                    key: "scrape",
+                    message: format!("target {}: {e}", t.target),
+                });
+            }
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", "must be \"text\" or \"json\"");
         }
@@ -394,6 +404,16 @@ mod tests {
             ("[server\n", &[], "omp.toml"),
             ("", &[("OMP_SERVER__NOPE", "1")], "unknown field `nope`"),
             ("", &[("OMP_SERVER__", "1")], "OMP_SERVER__"),
+            (
+                "[[scrape]]\njob = \"n\"\ntarget = \"-x:1\"\n",
+                &[],
+                "scrape",
+            ),
+            (
+                "[[scrape]]\njob = \"n\"\ntarget = \"a:1\"\nintervall = 5\n",
+                &[],
+                "unknown field `intervall`",
+            ),
             ("", &[("OMP_SERVER__LISTEN__X", "1")], "exactly one section"),
         ];
         for (text, env, want) in cases {

@@ -83,16 +83,18 @@ pub async fn run(
         )
     })?;
     let hosts = hosts.with_metrics(metrics.clone(), config.agent.metrics_secs);
+    let scraper =
+        crate::scrape::Scraper::new(store.clone(), metrics.clone(), config.scrape.clone());
     let local_agent = config.server.local_agent;
-    let state = AppState::new(
-        auth.clone(),
+    let services = api::Services {
+        auth: auth.clone(),
         audit,
-        hosts.clone(),
-        metrics.clone(),
+        hosts: hosts.clone(),
+        metrics: metrics.clone(),
+        scraper: scraper.clone(),
         store,
-        pins,
-        Arc::new(config),
-    );
+    };
+    let state = AppState::new(services, pins, Arc::new(config));
     let app = api::router(state);
 
     let addr = listener
@@ -111,6 +113,7 @@ pub async fn run(
     tasks.spawn(hosts_ticker(hosts.clone(), stop_rx.clone()));
     tasks.spawn(metrics.clone().run_ingest(ingest_queue, stop_rx.clone()));
     tasks.spawn(metrics.run_maintenance(stop_rx.clone()));
+    tasks.spawn(scraper.run(stop_rx.clone()));
     if local_agent {
         tasks.spawn(run_local_agent(
             hosts,

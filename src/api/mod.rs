@@ -40,6 +40,7 @@ pub struct AppState {
     pub audit: Audit,
     pub hosts: crate::hosts::Hosts,
     pub metrics: crate::metrics::Metrics,
+    pub scraper: crate::scrape::Scraper,
     pub store: Store,
     /// What enrollment commands need to pin this server.
     pub pins: Pins,
@@ -56,16 +57,26 @@ pub struct Pins {
     pub curl: String,
 }
 
+/// The services the API serves.
+pub struct Services {
+    pub auth: Auth,
+    pub audit: Audit,
+    pub hosts: crate::hosts::Hosts,
+    pub metrics: crate::metrics::Metrics,
+    pub scraper: crate::scrape::Scraper,
+    pub store: Store,
+}
+
 impl AppState {
-    pub fn new(
-        auth: Auth,
-        audit: Audit,
-        hosts: crate::hosts::Hosts,
-        metrics: crate::metrics::Metrics,
-        store: Store,
-        pins: Pins,
-        config: Arc<Config>,
-    ) -> Self {
+    pub fn new(services: Services, pins: Pins, config: Arc<Config>) -> Self {
+        let Services {
+            auth,
+            audit,
+            hosts,
+            metrics,
+            scraper,
+            store,
+        } = services;
         let defs = routes::definitions();
         let openapi = Arc::new(openapi::document(&defs));
         let routes = defs
@@ -77,6 +88,7 @@ impl AppState {
             audit,
             hosts,
             metrics,
+            scraper,
             store,
             pins,
             config,

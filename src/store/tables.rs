@@ -34,6 +34,8 @@ pub const AGENT_CREDS: StrTable = StrTable::new("agent_creds");
 pub const JOBS: U64Table = U64Table::new("jobs");
 /// Web terminal sessions (their recordings are files in `DATA_DIR/recordings/`).
 pub const TERMINALS: U64Table = U64Table::new("terminals");
+/// Scrape targets added through the API, by id.
+pub const SCRAPE_TARGETS: StrTable = StrTable::new("scrape_targets");
 /// Trusted SSH host keys by `address:port`.
 pub const SSH_KNOWN_HOSTS: StrTable = StrTable::new("ssh_known_hosts");
 
@@ -50,4 +52,5 @@ pub(super) const ALL_STR_TABLES: &[&StrTable] = &[
     &ENROLL_SECRETS,
     &AGENT_CREDS,
     &SSH_KNOWN_HOSTS,
+    &SCRAPE_TARGETS,
 ];

@@ -266,3 +266,155 @@ fn tsdb_import_backfills_offline_and_through_the_server() {
         403
     );
 }
+
+/// Debian's prometheus-node-exporter on a free loopback port.
+struct NodeExporter {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node_exporter() -> NodeExporter {
+    use std::io::BufRead;
+    let bin = "/usr/bin/prometheus-node-exporter";
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "{bin} is missing: apt-get install prometheus-node-exporter (tests/run does)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(bin)
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if line.contains("Listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20))
+        .expect("node_exporter started");
+    NodeExporter { child, addr }
+}
+
+#[test]
+fn scraping_a_real_node_exporter_with_up_staleness_and_limits() {
+    let s = TestServer::start_with(&[("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD)], None);
+    let admin = s.admin();
+    let ne = node_exporter();
+    let a = admin.post(
+        "/api/v1/scrape-targets",
+        &json!({"job": "ne", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    eventually(30, || {
+        (q(&admin, "up{job=\"ne\"}")["data"]["result"][0]["value"][1] == "1").then_some(())
+    })
+    .expect("up = 1");
+    let cpu = q(&admin, "count(node_cpu_seconds_total{job=\"ne\"})");
+    assert!(
+        cpu["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            >= 1.0,
+        "{cpu}"
+    );
+    let r = q(&admin, "node_load1{job=\"ne\"}");
+    assert_eq!(
+        r["data"]["result"][0]["metric"]["instance"],
+        ne.addr.as_str()
+    );
+    let list = admin.get("/api/v1/scrape-targets").body;
+    let t = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(t["health"], "up", "{t}");
+    assert!(t["samples"].as_u64().unwrap() > 100, "{t}");
+
+    // A target that explodes past its sample limit: up = 0 with the reason, nothing stored.
+    let a = admin.post("/api/v1/scrape-targets", &json!({"job": "limited", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "sample_limit": 10}));
+    let lid = a.body["id"].as_str().unwrap().to_string();
+    let t = eventually(30, || {
+        let list = admin.get("/api/v1/scrape-targets").body;
+        let t = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == lid.as_str())
+            .unwrap()
+            .clone();
+        (t["health"] == "down").then_some(t)
+    })
+    .expect("limited target down");
+    assert!(
+        t["last_error"].as_str().unwrap().contains("sample_limit"),
+        "{t}"
+    );
+    assert_eq!(
+        q(&admin, "up{job=\"limited\"}")["data"]["result"][0]["value"][1],
+        "0"
+    );
+    assert_eq!(
+        q(&admin, "node_load1{job=\"limited\"}")["data"]["result"],
+        json!([])
+    );
+
+    // The exporter goes away: up = 0, and its series end at once (staleness markers).
+    drop(ne);
+    eventually(30, || {
+        (q(&admin, "up{job=\"ne\"}")["data"]["result"][0]["value"][1] == "0").then_some(())
+    })
+    .expect("up = 0");
+    assert_eq!(
+        q(&admin, "node_load1{job=\"ne\"}")["data"]["result"],
+        json!([]),
+        "stale series are gone from instant queries"
+    );
+    // Bad input and permissions.
+    let a = admin.post(
+        "/api/v1/scrape-targets",
+        &json!({"job": "x", "target": "-oops:1"}),
+    );
+    assert_eq!(
+        (a.status, a.body["error"]["details"]["field"].as_str()),
+        (422, Some("target"))
+    );
+    let viewer = user_with_role(&s, &admin, "vs", "viewer");
+    assert_eq!(viewer.get("/api/v1/scrape-targets").status, 200);
+    assert_eq!(
+        viewer
+            .post(
+                "/api/v1/scrape-targets",
+                &json!({"job": "x", "target": "a:1"})
+            )
+            .status,
+        403
+    );
+    assert_eq!(
+        admin.delete(&format!("/api/v1/scrape-targets/{id}")).status,
+        204
+    );
+}

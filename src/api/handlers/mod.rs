@@ -8,6 +8,7 @@ pub(super) mod files;
 pub(super) mod hosts;
 pub(super) mod metrics_import;
 pub(super) mod prom;
+pub(super) mod scrape;
 pub(super) mod system;
 pub(super) mod terminal;
 pub(super) mod tokens;

@@ -3,13 +3,14 @@
 
 mod v1;
 mod v2;
+mod v3;
 
 use super::{META, Store, StoreError, WriteTx};
 
 type Step = fn(&mut WriteTx) -> Result<(), StoreError>;
 
 /// Each entry upgrades a store from `version - 1` to `version`.
-const STEPS: &[(u64, Step)] = &[(1, v1::up), (2, v2::up)];
+const STEPS: &[(u64, Step)] = &[(1, v1::up), (2, v2::up), (3, v3::up)];
 
 /// The newest schema version this build knows.
 pub const LATEST: u64 = STEPS[STEPS.len() - 1].0;

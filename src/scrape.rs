@@ -1,0 +1,448 @@
+//! Scraping Prometheus text endpoints (custom monitoring): targets from omp.toml (`[[scrape]]`,
+//! read-only) and from the API (stored), each scraped on its interval by the server, with
+//! Prometheus' conventions: `job` and `instance` labels, `up`, `scrape_duration_seconds`,
+//! `scrape_samples_scraped`, a per-target sample limit (`up` = 0 with the reason when over),
+//! and staleness markers for series that disappear from a target.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::store::{SCRAPE_TARGETS, Store};
+use crate::tsdb::db::Ingest;
+use crate::tsdb::exposition::{self, Format};
+
+/// One scrape target (one URL).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    #[serde(default)]
+    pub id: String,
+    pub job: String,
+    /// `host:port`
+    pub target: String,
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    #[serde(default = "default_path")]
+    pub metrics_path: String,
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default = "default_limit")]
+    pub sample_limit: usize,
+    /// `user:password` for Basic auth, or a bearer token (never shown back in full).
+    #[serde(default)]
+    pub basic_auth: Option<String>,
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// Declared in omp.toml (read-only in the UI/API).
+    #[serde(default)]
+    pub from_config: bool,
+}
+
+fn default_scheme() -> String {
+    "http".into()
+}
+fn default_path() -> String {
+    "/metrics".into()
+}
+fn default_interval() -> u64 {
+    15
+}
+fn default_timeout() -> u64 {
+    10
+}
+fn default_limit() -> usize {
+    50_000
+}
+
+impl Target {
+    pub fn url(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.target, self.metrics_path)
+    }
+
+    /// Checks a target; names the field at fault.
+    pub fn validate(&self) -> Result<()> {
+        if !exposition::valid_label_name(&self.job.replace(['-', '.'], "_")) || self.job.len() > 100
+        {
+            return Err(Error::validation(
+                "job",
+                "job is letters, digits, '_', '-', '.'",
+            ));
+        }
+        let t_ok = !self.target.is_empty()
+            && self.target.len() <= 255
+            && !self.target.starts_with('-')
+            && self
+                .target
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c));
+        if !t_ok {
+            return Err(Error::validation("target", "target is host:port"));
+        }
+        if self.scheme != "http" && self.scheme != "https" {
+            return Err(Error::validation("scheme", "scheme is http or https"));
+        }
+        if !self.metrics_path.starts_with('/')
+            || self
+                .metrics_path
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::validation(
+                "metrics_path",
+                "metrics_path starts with / and has no spaces",
+            ));
+        }
+        if !(1..=3600).contains(&self.interval_secs)
+            || !(1..=self.interval_secs).contains(&self.timeout_secs)
+        {
+            return Err(Error::validation(
+                "interval_secs",
+                "interval is 1..3600 s and the timeout at most the interval",
+            ));
+        }
+        if self.sample_limit == 0 {
+            return Err(Error::validation(
+                "sample_limit",
+                "sample_limit must be at least 1",
+            ));
+        }
+        for k in self.labels.keys() {
+            if !exposition::valid_label_name(k) || k.starts_with("__") {
+                return Err(Error::validation(
+                    "labels",
+                    format!("invalid label name {k:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Health of a target as the UI shows it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Health {
+    /// up, down, unknown (not scraped yet)
+    pub health: String,
+    pub last_scrape: Option<i64>,
+    pub last_duration_secs: Option<f64>,
+    pub last_error: Option<String>,
+    pub samples: usize,
+}
+
+#[derive(Default)]
+struct State {
+    health: HashMap<String, Health>,
+    /// Series seen in the last scrape of each target (for staleness markers).
+    last_series: HashMap<String, HashSet<Vec<(String, String)>>>,
+    next_due: HashMap<String, Instant>,
+}
+
+/// The scrape service. Cheap to clone.
+#[derive(Clone)]
+pub struct Scraper {
+    store: Store,
+    metrics: Metrics,
+    config_targets: Arc<Vec<Target>>,
+    state: Arc<Mutex<State>>,
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Scraper {
+    pub fn new(store: Store, metrics: Metrics, mut config_targets: Vec<Target>) -> Self {
+        for (i, t) in config_targets.iter_mut().enumerate() {
+            t.from_config = true;
+            t.id = format!("config-{i}");
+        }
+        Scraper {
+            store,
+            metrics,
+            config_targets: Arc::new(config_targets),
+            state: Arc::default(),
+        }
+    }
+
+    /// Every target: from the file, then the stored ones.
+    pub fn targets(&self) -> Result<Vec<Target>> {
+        let mut v: Vec<Target> = (*self.config_targets).clone();
+        v.extend(
+            self.store
+                .read(|tx| tx.all::<Target>(&SCRAPE_TARGETS))?
+                .into_iter()
+                .map(|(_, t)| t),
+        );
+        Ok(v)
+    }
+
+    pub fn health(&self, id: &str) -> Health {
+        lock(&self.state).health.get(id).cloned().unwrap_or(Health {
+            health: "unknown".into(),
+            ..Default::default()
+        })
+    }
+
+    pub fn add(&self, mut t: Target) -> Result<Target> {
+        t.from_config = false;
+        t.validate()?;
+        t.id = crate::auth::password::random_hex(6);
+        self.store.write(|tx| tx.put(&SCRAPE_TARGETS, &t.id, &t))?;
+        Ok(t)
+    }
+
+    pub fn remove(&self, id: &str) -> Result<Target> {
+        if id.starts_with("config-") {
+            return Err(Error::Refused(
+                "this target is declared in omp.toml: change it there".into(),
+            ));
+        }
+        let t = self.store.write(|tx| {
+            let t: Target = tx
+                .get(&SCRAPE_TARGETS, id)?
+                .ok_or_else(|| Error::NotFound(format!("scrape target {id}")))?;
+            tx.delete(&SCRAPE_TARGETS, id)?;
+            Ok::<_, Error>(t)
+        })?;
+        let mut st = lock(&self.state);
+        st.health.remove(id);
+        st.next_due.remove(id);
+        Ok(t)
+    }
+
+    /// Scrapes due targets every second until `stop` (at most 16 at once).
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let permits = Arc::new(tokio::sync::Semaphore::new(16));
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stop.changed() => break,
+            }
+            while tasks.try_join_next().is_some() {}
+            let Ok(targets) = self.targets() else {
+                continue;
+            };
+            let now = Instant::now();
+            for t in targets {
+                let due = {
+                    let mut st = lock(&self.state);
+                    let next = st.next_due.entry(t.id.clone()).or_insert(now);
+                    if *next <= now {
+                        *next = now + Duration::from_secs(t.interval_secs);
+                        true
+                    } else {
+                        false
+                    }
+                };
+                if due {
+                    let me = self.clone();
+                    let permits = permits.clone();
+                    tasks.spawn(async move {
+                        let Ok(_p) = permits.acquire_owned().await else {
+                            return;
+                        };
+                        let _ = tokio::task::spawn_blocking(move || me.scrape_once(&t)).await;
+                    });
+                }
+            }
+        }
+        tasks.abort_all();
+    }
+
+    /// One scrape of one target (blocking): fetch, parse, label, store, record health.
+    pub fn scrape_once(&self, t: &Target) {
+        let started = Instant::now();
+        let now = chrono::Utc::now().timestamp_millis();
+        let result = fetch(t).and_then(|(body, format)| {
+            let parsed = exposition::parse(&body, format, &Default::default())
+                .map_err(|e| format!("bad exposition text: {e}"))?;
+            if parsed.samples.len() > t.sample_limit {
+                return Err(format!(
+                    "{} samples, over the sample_limit of {}",
+                    parsed.samples.len(),
+                    t.sample_limit
+                ));
+            }
+            Ok(parsed.samples)
+        });
+        let duration = started.elapsed().as_secs_f64();
+        let base = |name: &str| -> Vec<(String, String)> {
+            let mut l = vec![
+                ("__name__".to_string(), name.to_string()),
+                ("job".into(), t.job.clone()),
+                ("instance".into(), t.target.clone()),
+            ];
+            l.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            l
+        };
+        let mut batch = Vec::new();
+        let mut seen = HashSet::new();
+        let (up, error, count) = match result {
+            Ok(samples) => {
+                let count = samples.len();
+                for s in samples {
+                    let mut labels = base(&s.name);
+                    // Target labels win over scraped ones for job and instance (honor_labels: false).
+                    for (k, v) in s.labels {
+                        if k == "job" || k == "instance" {
+                            labels.push((format!("exported_{k}"), v));
+                        } else if !labels.iter().any(|(n, _)| *n == k) {
+                            labels.push((k, v));
+                        }
+                    }
+                    labels.sort();
+                    seen.insert(labels.clone());
+                    batch.push(Ingest {
+                        labels,
+                        t: s.timestamp_ms.unwrap_or(now),
+                        v: s.value,
+                    });
+                }
+                (1.0, None, count)
+            }
+            Err(e) => (0.0, Some(e), 0),
+        };
+        // Series gone since the last scrape get a staleness marker, as in Prometheus.
+        let previous = lock(&self.state)
+            .last_series
+            .insert(t.id.clone(), seen.clone())
+            .unwrap_or_default();
+        for gone in previous.difference(&seen) {
+            batch.push(Ingest {
+                labels: gone.clone(),
+                t: now,
+                v: f64::from_bits(crate::tsdb::STALE_NAN),
+            });
+        }
+        batch.push(Ingest {
+            labels: base("up"),
+            t: now,
+            v: up,
+        });
+        batch.push(Ingest {
+            labels: base("scrape_duration_seconds"),
+            t: now,
+            v: duration,
+        });
+        batch.push(Ingest {
+            labels: base("scrape_samples_scraped"),
+            t: now,
+            v: count as f64,
+        });
+        if let Err(e) = self.metrics.ingest_now(&batch) {
+            tracing::error!(error = %e, "Storing scraped samples failed.");
+        }
+        lock(&self.state).health.insert(
+            t.id.clone(),
+            Health {
+                health: if up == 1.0 {
+                    "up".into()
+                } else {
+                    "down".into()
+                },
+                last_scrape: Some(now),
+                last_duration_secs: Some(duration),
+                last_error: error,
+                samples: count,
+            },
+        );
+    }
+}
+
+/// GETs the target's metrics text; returns it with its format (from the Content-Type).
+fn fetch(t: &Target) -> std::result::Result<(String, Format), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(t.timeout_secs)))
+        .build()
+        .into();
+    let mut req = agent
+        .get(&t.url())
+        .header("accept", "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1")
+        .header("user-agent", &format!("omp/{}", crate::VERSION));
+    if let Some(b) = &t.basic_auth {
+        req = req.header(
+            "authorization",
+            &format!("Basic {}", data_encoding::BASE64.encode(b.as_bytes())),
+        );
+    }
+    if let Some(tok) = &t.bearer_token {
+        req = req.header("authorization", &format!("Bearer {tok}"));
+    }
+    let mut resp = req
+        .call()
+        .map_err(|e| format!("cannot scrape {}: {e}", t.url()))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(format!("{} answered HTTP {status}", t.url()));
+    }
+    let format = match resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(ct) if ct.starts_with("application/openmetrics-text") => Format::OpenMetrics,
+        _ => Format::Prometheus,
+    };
+    // Bodies are capped so a misbehaving target cannot exhaust memory.
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024 * 1024)
+        .read_to_string()
+        .map_err(|e| format!("reading {} failed: {e}", t.url()))?;
+    Ok((body, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> Target {
+        serde_json::from_value(serde_json::json!({"job": "node", "target": "127.0.0.1:9100"}))
+            .unwrap()
+    }
+
+    #[test]
+    fn validation_names_fields() {
+        assert!(t().validate().is_ok());
+        assert_eq!(t().url(), "http://127.0.0.1:9100/metrics");
+        let cases: Vec<(serde_json::Value, &str)> = vec![
+            (serde_json::json!({"target": "-oops:1"}), "target"),
+            (serde_json::json!({"target": "a b:1"}), "target"),
+            (serde_json::json!({"scheme": "ftp"}), "scheme"),
+            (
+                serde_json::json!({"metrics_path": "metrics"}),
+                "metrics_path",
+            ),
+            (
+                serde_json::json!({"interval_secs": 5, "timeout_secs": 10}),
+                "interval_secs",
+            ),
+            (serde_json::json!({"labels": {"__x": "1"}}), "labels"),
+            (serde_json::json!({"job": "a b"}), "job"),
+        ];
+        for (patch, field) in cases {
+            let mut v = serde_json::to_value(t()).unwrap();
+            for (k, x) in patch.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            let tt: Target = serde_json::from_value(v).unwrap();
+            match tt.validate() {
+                Err(Error::Validation { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+}
