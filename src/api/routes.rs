@@ -554,6 +554,8 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::POST, "/api/v1/scrape-targets", "scrape.create", Perm("metrics:write"), "Add a scrape target", post(scrape::create))
             .body(&["job", "target", "scheme", "metrics_path", "interval_secs", "timeout_secs", "labels", "sample_limit", "basic_auth", "bearer_token"]),
         r(Method::DELETE, "/api/v1/scrape-targets/{id}", "scrape.delete", Perm("metrics:write"), "Remove a scrape target added through the API", delete(scrape::remove)),
+        r(Method::GET, "/federate", "prom.federate", Perm("metrics:read"), "Newest samples of match[] selectors in the Prometheus text format (for a Prometheus to scrape)", get(prom::federate)),
+        r(Method::GET, "/metrics", "omp.metrics", Perm("metrics:read"), "OMP's own metrics in the Prometheus text format", get(prom::self_metrics)),
     ];
     routes.into_iter().map(|r| (r.def, r.handler)).collect()
 }

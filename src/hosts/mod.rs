@@ -699,7 +699,7 @@ impl Hosts {
     }
 
     /// Every host record (for target resolution).
-    pub(crate) fn all_records(&self) -> Result<Vec<HostRecord>> {
+    pub fn all_records(&self) -> Result<Vec<HostRecord>> {
         Ok(self
             .store
             .read(|tx| tx.all_u64::<HostRecord>(&HOSTS))?

@@ -354,6 +354,49 @@ fn scraping_a_real_node_exporter_with_up_staleness_and_limits() {
     assert_eq!(t["health"], "up", "{t}");
     assert!(t["samples"].as_u64().unwrap() > 100, "{t}");
 
+    // /federate gives the newest samples as text a Prometheus can scrape, and OMP can scrape
+    // its own /metrics with a bearer token.
+    let fed = admin.get("/federate?match[]=node_load1%7Bjob%3D%22ne%22%7D");
+    assert!(
+        fed.headers
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let parsed = omp::tsdb::exposition::parse(
+        &fed.text,
+        omp::tsdb::exposition::Format::Prometheus,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(parsed.samples.len(), 1, "{}", fed.text);
+    assert!(
+        parsed.samples[0]
+            .labels
+            .contains(&("job".to_string(), "ne".to_string()))
+    );
+    assert!(parsed.samples[0].timestamp_ms.is_some());
+    let token = admin
+        .post("/api/v1/tokens", &json!({"name": "self-scrape"}))
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own = s.base.trim_start_matches("http://").to_string();
+    let a = admin.post("/api/v1/scrape-targets", &json!({"job": "omp", "target": own, "interval_secs": 1, "timeout_secs": 1, "bearer_token": token}));
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["auth"], "bearer");
+    assert!(!a.text.contains(&token), "secrets are not shown back");
+    eventually(30, || {
+        (q(&admin, "omp_tsdb_series{job=\"omp\"} > 0")["data"]["result"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1))
+        .then_some(())
+    })
+    .expect("OMP scraped itself");
+
     // A target that explodes past its sample limit: up = 0 with the reason, nothing stored.
     let a = admin.post("/api/v1/scrape-targets", &json!({"job": "limited", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "sample_limit": 10}));
     let lid = a.body["id"].as_str().unwrap().to_string();

@@ -309,6 +309,110 @@ pub(crate) async fn buildinfo() -> Response {
     )
 }
 
+fn labels_text(l: &Labels) -> String {
+    let inner: Vec<String> = l
+        .iter()
+        .filter(|(k, _)| k != "__name__")
+        .map(|(k, v)| format!("{k}=\"{}\"", crate::tsdb::exposition::escape_label_value(v)))
+        .collect();
+    if inner.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", inner.join(","))
+    }
+}
+
+fn name_of(l: &Labels) -> &str {
+    l.iter()
+        .find(|(k, _)| k == "__name__")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// `/federate?match[]=…`: the newest sample of every matching series, with its timestamp,
+/// in the Prometheus text format, so a Prometheus can scrape OMP.
+pub(crate) async fn federate(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let p = form_pairs(q.as_deref().unwrap_or(""));
+    let selectors: Vec<String> = p
+        .iter()
+        .filter(|(k, _)| k == "match[]")
+        .map(|(_, v)| v.clone())
+        .collect();
+    if selectors.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "give at least one match[] selector\n",
+        )
+            .into_response();
+    }
+    let m = st.metrics.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    let r = blocking(move || {
+        let mut out = String::new();
+        for sel in &selectors {
+            let v = m.query(&format!("last_over_time({sel}[5m])"), now)?;
+            if let Value::Vector(v) = v {
+                for e in v {
+                    out.push_str(&format!(
+                        "{}{} {} {}\n",
+                        name_of(&e.labels),
+                        labels_text(&e.labels),
+                        fmt_value(e.v),
+                        now
+                    ));
+                }
+            }
+        }
+        Ok::<_, String>(out)
+    })
+    .await;
+    match r {
+        Some(Ok(text)) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Some(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `/metrics`: OMP's own metrics in the Prometheus text format.
+pub(crate) async fn self_metrics(State(st): State<AppState>) -> Response {
+    let (series, bytes) = st.metrics.stats();
+    let hosts = st.hosts.clone();
+    let online = blocking(move || {
+        let all = hosts.all_records().unwrap_or_default();
+        let online = all.iter().filter(|h| hosts.is_online(h.id)).count();
+        (all.len(), online)
+    })
+    .await
+    .unwrap_or((0, 0));
+    let uptime = (chrono::Utc::now() - st.started_at).num_seconds();
+    let text = format!(
+        "# HELP omp_build_info OMP version.\n# TYPE omp_build_info gauge\nomp_build_info{{version=\"{v}\"}} 1\n\
+         # HELP omp_uptime_seconds Seconds since the server started.\n# TYPE omp_uptime_seconds gauge\nomp_uptime_seconds {uptime}\n\
+         # HELP omp_hosts Hosts known to the server.\n# TYPE omp_hosts gauge\nomp_hosts {}\n\
+         # HELP omp_hosts_online Hosts whose agent is connected.\n# TYPE omp_hosts_online gauge\nomp_hosts_online {}\n\
+         # HELP omp_tsdb_series Series in the metrics store.\n# TYPE omp_tsdb_series gauge\nomp_tsdb_series {series}\n\
+         # HELP omp_tsdb_chunk_bytes Bytes of compressed samples held.\n# TYPE omp_tsdb_chunk_bytes gauge\nomp_tsdb_chunk_bytes {bytes}\n",
+        online.0,
+        online.1,
+        v = crate::VERSION,
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
