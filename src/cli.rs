@@ -137,6 +137,13 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 500)]
         echo_rounds: usize,
     },
+    /// Ingest and query figures of the time-series store on node-like data
+    Tsdb {
+        #[arg(long, default_value_t = 1000)]
+        series: usize,
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -409,6 +416,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                 }
             };
             println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(0)
+        }
+        Command::Bench(BenchCmd::Tsdb { series, hours }) => {
+            crate::bench::tsdb(series, hours)?;
             Ok(0)
         }
         Command::Version => {

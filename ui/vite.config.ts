@@ -35,6 +35,8 @@ export default defineConfig({
             { name: 'react', test: /node_modules[\\/](react|react-dom|scheduler|react-router|react-router-dom)[\\/]/, priority: 20 },
             // xterm.js: only the terminal page and the replay player (both lazy) load it
             { name: 'xterm', test: /node_modules[\\/]@xterm[\\/]|src[\\/]components[\\/]xterm\.ts$/, priority: 15 },
+            // ECharts (core + the parts used): only the host metrics card and the explorer (both lazy) load it
+            { name: 'echarts', test: /node_modules[\\/](echarts|zrender|tslib)[\\/]|src[\\/]components[\\/]echarts\.ts$/, priority: 15 },
             { name: 'antd', test: /node_modules[\\/](antd|@ant-design|@rc-component|rc-[^\\/]+|@emotion|dayjs|@babel[\\/]runtime|classnames|clsx)[\\/]/, priority: 10 },
           ],
         },

@@ -180,8 +180,12 @@ await step('switch the range to the last 15 minutes', async () => {
 });
 
 await step('screenshot the metrics card', async () => {
+  // the whole page at scroll 0 (the sticky header would cover an element screenshot), cut to the card
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.mouse.move(1400, 20);
-  await page.locator(tid('metrics-card')).screenshot({ path: join(SHOTS, 'host-metrics.png') });
+  const box = await page.locator(tid('metrics-card')).boundingBox();
+  expect(box, 'the metrics card has no box');
+  await page.screenshot({ path: join(SHOTS, 'host-metrics.png'), fullPage: true, clip: { x: box.x - 8, y: box.y - 8, width: box.width + 16, height: box.height + 16 } });
 });
 
 let monitoring = false;
@@ -243,6 +247,7 @@ if (!monitoring) {
     await page.locator(tid('promql-error')).waitFor({ state: 'hidden' });
     await page.locator(`${tid('promql-graph')}:not([data-series="0"])`).waitFor({ state: 'visible' });
     await page.mouse.move(1400, 20);
+    await page.locator('.ant-tooltip:visible').waitFor({ state: 'hidden' }).catch(() => undefined);
     await page.screenshot({ path: join(SHOTS, 'explorer.png'), fullPage: true });
   });
 }

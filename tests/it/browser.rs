@@ -49,6 +49,7 @@ fn browser_foundation_hosts_terminal() {
         &[
             ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
             ("OMP_AGENT__HEARTBEAT_SECS", "2"),
+            ("OMP_AGENT__METRICS_SECS", "2"),
         ],
         None,
     );
@@ -105,6 +106,10 @@ fn browser_foundation_hosts_terminal() {
         ],
     );
     assert!(files.path().join("uploaded.txt").exists());
+
+    // The host's metric charts and the PromQL explorer.
+    node("metrics.mjs", &s, &shots, &[("OMP_EXPECT_HOST", &hostname)]);
+    assert!(shots.join("host-metrics.png").exists());
 
     // Push a host over SSH from the form (a real sshd on loopback), then check a CSV import
     // reports the bad row.

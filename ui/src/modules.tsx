@@ -53,7 +53,7 @@ export const MODULES: ModuleDef[] = [
   { key: 'hosts', path: '/hosts', icon: <CloudServerOutlined />, hasPage: true },
   { key: 'applications', path: '/applications', icon: <AppstoreOutlined />, hasPage: false },
   { key: 'appstore', path: '/appstore', icon: <ShopOutlined />, hasPage: false },
-  { key: 'monitoring', path: '/monitoring', icon: <LineChartOutlined />, hasPage: false },
+  { key: 'monitoring', path: '/monitoring', icon: <LineChartOutlined />, hasPage: true },
   { key: 'alerts', path: '/alerts', icon: <AlertOutlined />, hasPage: false },
   { key: 'healing', path: '/healing', icon: <MedicineBoxOutlined />, hasPage: false },
   { key: 'inspection', path: '/inspection', icon: <FileSearchOutlined />, hasPage: false },

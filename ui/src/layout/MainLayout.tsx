@@ -23,6 +23,7 @@ const TokensPage = lazy(() => import('../pages/Tokens'));
 const ProfilePage = lazy(() => import('../pages/Profile'));
 const UnavailablePage = lazy(() => import('../pages/Unavailable'));
 const HostsModule = lazy(() => import('../pages/Hosts'));
+const MonitoringPage = lazy(() => import('../pages/Monitoring'));
 
 const COLLAPSE_KEY = 'omp.menuCollapsed';
 
@@ -185,6 +186,14 @@ export default function MainLayout() {
                   element={
                     <ModuleGate moduleKey="hosts">
                       <HostsModule />
+                    </ModuleGate>
+                  }
+                />
+                <Route
+                  path="/monitoring/*"
+                  element={
+                    <ModuleGate moduleKey="monitoring">
+                      <MonitoringPage />
                     </ModuleGate>
                   }
                 />

@@ -1,7 +1,8 @@
 // One host: its inventory (every Host field, disks with usage bars), edit / maintenance /
-// delete, a "Run command" card that runs on this host only, and the "Files" card (upload /
-// download, files:transfer).
-import { useCallback, useEffect, useState } from 'react';
+// delete, the "Metrics" card (charts, metrics:read; a lazy chunk with ECharts), a "Run
+// command" card that runs on this host only, and the "Files" card (upload / download,
+// files:transfer).
+import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import {
   App as AntApp,
   Button,
@@ -37,6 +38,8 @@ import {
 } from '../components/hostBits';
 import { ExecForm, JobView } from '../components/exec';
 import { FilesCard } from '../components/files';
+
+const HostMetricsCard = lazy(() => import('../components/hostMetrics'));
 
 export default function HostDetailPage() {
   const t = useT();
@@ -261,6 +264,13 @@ export default function HostDetailPage() {
             </Descriptions>
           </Card>
         </Col>
+        {can('metrics:read') && (
+          <Col xs={24}>
+            <Suspense fallback={<Card title={t('metrics.title')} loading />}>
+              <HostMetricsCard host={host} />
+            </Suspense>
+          </Col>
+        )}
         <Col xs={24}>
           <Card title={t('hosts.disks')}>
             <Table<Disk>
