@@ -412,14 +412,21 @@ pub async fn serve(
             let svc = hyper_util::service::TowerToHyperService::new(svc);
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let result = if is_tls {
-                match tls.accept(tcp).await {
-                    Ok(stream) => {
+                // A client that never finishes its handshake must not hold a task forever.
+                let handshake =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), tls.accept(tcp));
+                match handshake.await {
+                    Ok(Ok(stream)) => {
                         let conn =
                             builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
                         watcher.watch(conn.into_owned()).await
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         tracing::debug!(%addr, error = %e, "TLS handshake failed.");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%addr, "TLS handshake timed out.");
                         return;
                     }
                 }
