@@ -127,6 +127,12 @@ impl Head {
         }
         self.next_id += 1;
         let id = self.next_id;
+        self.insert(id, labels);
+        Ok(id)
+    }
+
+    /// Adds a new series under `id` to the maps and the index.
+    fn insert(&mut self, id: u64, labels: Labels) {
         for (n, v) in &labels {
             self.postings
                 .entry(n.clone())
@@ -145,7 +151,6 @@ impl Head {
                 open_min_t: 0,
             },
         );
-        Ok(id)
     }
 
     /// Recreates a series with a known id (replay of the write-ahead log).
@@ -154,24 +159,7 @@ impl Head {
         if self.series.contains_key(&id) {
             return;
         }
-        for (n, v) in &labels {
-            self.postings
-                .entry(n.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default()
-                .insert(id);
-        }
-        self.by_labels.insert(labels.clone(), id);
-        self.series.insert(
-            id,
-            Series {
-                labels,
-                closed: Vec::new(),
-                open: ChunkWriter::new(),
-                open_min_t: 0,
-            },
-        );
+        self.insert(id, labels);
         self.next_id = self.next_id.max(id);
     }
 

@@ -113,14 +113,7 @@ fn browser_foundation_hosts_terminal() {
 
     // Push a host over SSH from the form (a real sshd on loopback), then check a CSV import
     // reports the bad row.
-    let dir = tempfile::tempdir().unwrap();
-    crate::ssh::keygen(&dir.path().join("host_key"));
-    crate::ssh::keygen(&dir.path().join("id_ed25519"));
-    std::fs::copy(
-        dir.path().join("id_ed25519.pub"),
-        dir.path().join("authorized_keys"),
-    )
-    .unwrap();
+    let (dir, _key) = crate::ssh::keys();
     let port = crate::ssh::free_port();
     let _sshd = crate::ssh::sshd(dir.path(), port);
     let target = tempfile::tempdir().unwrap();

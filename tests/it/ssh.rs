@@ -71,6 +71,21 @@ pub(crate) fn sshd(dir: &Path, port: u16) -> Sshd {
     Sshd { child }
 }
 
+/// A folder with a host key, a client key and the client key authorized; returns it and
+/// the client's private key.
+pub(crate) fn keys() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(&dir.path().join("host_key"));
+    keygen(&dir.path().join("id_ed25519"));
+    std::fs::copy(
+        dir.path().join("id_ed25519.pub"),
+        dir.path().join("authorized_keys"),
+    )
+    .unwrap();
+    let key = std::fs::read_to_string(dir.path().join("id_ed25519")).unwrap();
+    (dir, key)
+}
+
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -114,15 +129,7 @@ fn ssh_push_installs_enrolls_and_pins_the_host_key() {
         None,
     );
     let admin = s.admin();
-    let dir = tempfile::tempdir().unwrap();
-    keygen(&dir.path().join("host_key"));
-    keygen(&dir.path().join("id_ed25519"));
-    std::fs::copy(
-        dir.path().join("id_ed25519.pub"),
-        dir.path().join("authorized_keys"),
-    )
-    .unwrap();
-    let key = std::fs::read_to_string(dir.path().join("id_ed25519")).unwrap();
+    let (dir, key) = keys();
     let port = free_port();
     let server = sshd(dir.path(), port);
     let target = tempfile::tempdir().unwrap();
@@ -279,15 +286,7 @@ fn csv_import_validates_every_row_before_pushing() {
         None,
     );
     let admin = s.admin();
-    let dir = tempfile::tempdir().unwrap();
-    keygen(&dir.path().join("host_key"));
-    keygen(&dir.path().join("id_ed25519"));
-    std::fs::copy(
-        dir.path().join("id_ed25519.pub"),
-        dir.path().join("authorized_keys"),
-    )
-    .unwrap();
-    let key = std::fs::read_to_string(dir.path().join("id_ed25519")).unwrap();
+    let (dir, key) = keys();
     let port = free_port();
     let _server = sshd(dir.path(), port);
     let target = tempfile::tempdir().unwrap();

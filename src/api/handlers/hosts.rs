@@ -476,18 +476,26 @@ pub(crate) async fn cancel(
     ))
 }
 
+/// What a push needs from this server: its address, pins, installer and binary.
+fn push_context(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<crate::hosts::push::PushContext, ApiError> {
+    Ok(crate::hosts::push::PushContext {
+        server_url: public_url(st, headers)?,
+        cert_pin: st.pins.cert.clone(),
+        install_script: super::agent::install_script_text(st),
+        binary: std::env::current_exe().map_err(ApiError::internal)?,
+    })
+}
+
 pub(crate) async fn push(
     State(st): State<AppState>,
     Extension(p): Extension<Principal>,
     headers: HeaderMap,
     JsonBody(b): JsonBody<crate::hosts::push::PushRequest>,
 ) -> Result<Response, ApiError> {
-    let ctx = crate::hosts::push::PushContext {
-        server_url: public_url(&st, &headers)?,
-        cert_pin: st.pins.cert.clone(),
-        install_script: super::agent::install_script_text(&st),
-        binary: std::env::current_exe().map_err(ApiError::internal)?,
-    };
+    let ctx = push_context(&st, &headers)?;
     // The credentials stay inside the push; only the target and the login name are recorded.
     let target = format!("{}:{} as {}", b.address, b.port, b.user);
     let job = st
@@ -572,12 +580,7 @@ pub(crate) async fn import(
             format!("{} valid rows", rows.len()),
         ));
     }
-    let ctx = crate::hosts::push::PushContext {
-        server_url: public_url(&st, &headers)?,
-        cert_pin: st.pins.cert.clone(),
-        install_script: super::agent::install_script_text(&st),
-        binary: std::env::current_exe().map_err(ApiError::internal)?,
-    };
+    let ctx = push_context(&st, &headers)?;
     let mut pushes = Vec::new();
     for r in requests {
         pushes.push(
