@@ -6,92 +6,14 @@
 // Signs in as the admin, switches the language to Chinese and back, creates a user with the
 // viewer role, finds the users.create record in the audit log, and saves login.png, users.png
 // and audit.png. Stops at the first failed step; prints `browser e2e: N passed, K failed`.
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
+import { expect, suite, tid } from './harness.mjs';
 
-const BASE = (process.env.OMP_URL ?? '').replace(/\/+$/, '');
-const USER = process.env.OMP_ADMIN_USER || 'admin';
-const PASSWORD = process.env.OMP_ADMIN_PASSWORD ?? '';
-const SHOTS = process.env.OMP_SCREENSHOT_DIR || join(tmpdir(), 'omp-e2e-screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const STEP_TIMEOUT = 30_000;
 
-if (!BASE || !PASSWORD) {
-  console.error('browser e2e: set OMP_URL and OMP_ADMIN_PASSWORD');
-  console.log('browser e2e: 0 passed, 1 failed');
-  process.exit(1);
-}
-mkdirSync(SHOTS, { recursive: true });
 
 const newUser = `e2e-${randomBytes(4).toString('hex')}`;
-let passed = 0;
-let failed = 0;
-
-const tid = (id) => `[data-testid="${id}"]`;
-
-function withTimeout(promise, ms, name) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`step "${name}" took longer than ${ms / 1000} s`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-let browser;
-try {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-} catch (e) {
-  console.error(`browser e2e: cannot start Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH): ${String(e).split('\n')[0]}`);
-  console.log('browser e2e: 0 passed, 1 failed');
-  process.exit(1);
-}
-const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US' });
-const page = await context.newPage();
-page.setDefaultTimeout(STEP_TIMEOUT);
-const pageErrors = [];
-page.on('pageerror', (e) => pageErrors.push(String(e)));
-page.on('console', (m) => {
-  if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
-});
-
-async function step(name, fn) {
-  if (failed) return;
-  const t0 = Date.now();
-  try {
-    await withTimeout(fn(), STEP_TIMEOUT + 5_000, name);
-    passed += 1;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL ${name}: ${e instanceof Error ? e.message.split('\n')[0] : e}`);
-    const shot = join(SHOTS, `failure-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`);
-    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
-    console.log(`     page: ${page.url()}; screenshot: ${shot}`);
-    if (pageErrors.length) console.log(`     browser errors:\n       ${pageErrors.slice(-5).join('\n       ')}`);
-  }
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
+const { BASE, USER, PASSWORD, SHOTS, page, step, finish } = await suite('e2e', []);
 
 await step('open the UI and see the sign-in page', async () => {
   const res = await page.goto(BASE + '/', { waitUntil: 'domcontentloaded' });
@@ -182,8 +104,4 @@ await step(`find the users.create record of ${newUser} in the audit log`, async 
   await page.screenshot({ path: join(SHOTS, 'audit.png'), fullPage: true });
 });
 
-await browser.close();
-const notRun = failed ? ' (later steps not run)' : '';
-console.log(`screenshots in ${SHOTS}`);
-console.log(`browser e2e: ${passed} passed, ${failed} failed${notRun}`);
-process.exit(failed ? 1 : 0);
+await finish();

@@ -15,14 +15,10 @@
 // is then forgotten (ssh-keys.png). The agent the push started keeps running: the caller stops
 // it (pkill -f "$OMP_SSH_PREFIX/bin/omp"). Stops at the first failed step; prints
 // `browser ssh: N passed, K failed`.
-import { mkdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { expect, suite, tid, VIEWPORT } from './harness.mjs';
 
-const BASE = (process.env.OMP_URL ?? '').replace(/\/+$/, '');
-const USER = process.env.OMP_ADMIN_USER || 'admin';
-const PASSWORD = process.env.OMP_ADMIN_PASSWORD ?? '';
 const SSH_ADDRESS = process.env.OMP_SSH_ADDRESS || '127.0.0.1';
 const SSH_PORT = process.env.OMP_SSH_PORT ?? '';
 const SSH_USER = process.env.OMP_SSH_USER || 'root';
@@ -30,25 +26,7 @@ const SSH_KEY_FILE = process.env.OMP_SSH_KEY_FILE ?? '';
 const SSH_PREFIX = process.env.OMP_SSH_PREFIX ?? '';
 const SSH_DATA_DIR = process.env.OMP_SSH_DATA_DIR ?? '';
 const PUSH_WAIT = 120_000;
-const SHOTS = process.env.OMP_SCREENSHOT_DIR || join(tmpdir(), 'omp-e2e-screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const STEP_TIMEOUT = 30_000;
 
-const missing = Object.entries({
-  OMP_URL: BASE,
-  OMP_ADMIN_PASSWORD: PASSWORD,
-  OMP_SSH_PORT: SSH_PORT,
-  OMP_SSH_KEY_FILE: SSH_KEY_FILE,
-  OMP_SSH_PREFIX: SSH_PREFIX,
-  OMP_SSH_DATA_DIR: SSH_DATA_DIR,
-})
-  .filter(([, v]) => !v)
-  .map(([k]) => k);
-if (missing.length) {
-  console.error(`browser ssh: set ${missing.join(', ')}`);
-  console.log('browser ssh: 0 passed, 1 failed');
-  process.exit(1);
-}
 let KEY;
 try {
   KEY = readFileSync(SSH_KEY_FILE, 'utf8');
@@ -57,53 +35,8 @@ try {
   console.log('browser ssh: 0 passed, 1 failed');
   process.exit(1);
 }
-mkdirSync(SHOTS, { recursive: true });
 
-let passed = 0;
-let failed = 0;
-
-const tid = (id) => `[data-testid="${id}"]`;
-
-function withTimeout(promise, ms, name) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`step "${name}" took longer than ${ms / 1000} s`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-let browser;
-try {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-} catch (e) {
-  console.error(`browser ssh: cannot start Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH): ${String(e).split('\n')[0]}`);
-  console.log('browser ssh: 0 passed, 1 failed');
-  process.exit(1);
-}
-const VIEWPORT = { width: 1440, height: 900 };
-const context = await browser.newContext({ viewport: VIEWPORT, locale: 'en-US' });
-const page = await context.newPage();
-page.setDefaultTimeout(STEP_TIMEOUT);
-const pageErrors = [];
-page.on('pageerror', (e) => pageErrors.push(String(e)));
-page.on('console', (m) => {
-  if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
-});
+const { USER, SHOTS, page, pageErrors, step, signIn, finish } = await suite('ssh', ['OMP_SSH_PORT', 'OMP_SSH_KEY_FILE', 'OMP_SSH_PREFIX', 'OMP_SSH_DATA_DIR']);
 // no credential may ever travel in a URL
 const leakyUrls = [];
 const keyLine = KEY.split('\n').find((l) => l.length > 20 && !l.startsWith('-----')) ?? '\u0000';
@@ -111,27 +44,6 @@ page.on('request', (r) => {
   const u = decodeURIComponent(r.url());
   if (u.includes(keyLine) || u.includes('sekret-Pa55')) leakyUrls.push(r.url());
 });
-
-async function step(name, fn, timeout = STEP_TIMEOUT) {
-  if (failed) return;
-  const t0 = Date.now();
-  try {
-    await withTimeout(fn(), timeout + 5_000, name);
-    passed += 1;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL ${name}: ${e instanceof Error ? e.message.split('\n')[0] : e}`);
-    const shot = join(SHOTS, `failure-ssh-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`);
-    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
-    console.log(`     page: ${page.url()}; screenshot: ${shot}`);
-    if (pageErrors.length) console.log(`     browser errors:\n       ${pageErrors.slice(-5).join('\n       ')}`);
-  }
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
 
 /** The dialog can be taller than the window: grow the window for the picture. */
 async function shot(file) {
@@ -149,20 +61,7 @@ async function shot(file) {
 
 const target = `${SSH_ADDRESS}:${SSH_PORT}`;
 
-await step(`sign in as ${USER}`, async () => {
-  const res = await page.goto(BASE + '/', { waitUntil: 'domcontentloaded' });
-  expect(res && res.ok(), `GET / answered ${res?.status()}`);
-  await page.locator(tid('login-username')).fill(USER);
-  await page.locator(tid('login-password')).fill(PASSWORD);
-  await page.locator(tid('login-submit')).click();
-  const outcome = await Promise.race([
-    page.locator(tid('main-menu')).waitFor({ state: 'visible' }).then(() => 'menu'),
-    page.locator(tid('forced-password')).waitFor({ state: 'visible' }).then(() => 'forced'),
-    page.locator(tid('login-error')).waitFor({ state: 'visible' }).then(() => 'error'),
-  ]);
-  if (outcome === 'error') throw new Error(`sign-in refused: ${await page.locator(tid('login-error')).innerText()}`);
-  expect(outcome === 'menu', 'the server asks the admin to change the password first (was OMP_ADMIN_PASSWORD set?)');
-});
+await step(`sign in as ${USER}`, signIn);
 
 await step('open Hosts → Add host → Over SSH', async () => {
   await page.locator(tid('nav-hosts')).click();
@@ -280,8 +179,4 @@ await step('no credential in any URL, no script error', async () => {
   expect(!errs.length, `browser errors: ${errs.slice(-3).join(' | ')}`);
 });
 
-await browser.close();
-const notRun = failed ? ' (later steps not run)' : '';
-console.log(`screenshots in ${SHOTS}`);
-console.log(`browser ssh: ${passed} passed, ${failed} failed${notRun}`);
-process.exit(failed ? 1 : 0);
+await finish();

@@ -12,108 +12,16 @@
 // replay screen; checks the Replay link of the terminals.open audit record; finally closes the
 // terminal and sees it ended. Saves terminal.png and replay.png. Stops at the first failed
 // step; prints `browser terminal: N passed, K failed`.
-import { mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { expect, STEP_TIMEOUT, suite, tid } from './harness.mjs';
 
-const BASE = (process.env.OMP_URL ?? '').replace(/\/+$/, '');
-const USER = process.env.OMP_ADMIN_USER || 'admin';
-const PASSWORD = process.env.OMP_ADMIN_PASSWORD ?? '';
 const EXPECT_HOST = process.env.OMP_EXPECT_HOST ?? '';
 const HOST_WAIT = Number(process.env.OMP_HOST_WAIT_SECS || 90) * 1000;
-const SHOTS = process.env.OMP_SCREENSHOT_DIR || join(tmpdir(), 'omp-e2e-screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const STEP_TIMEOUT = 30_000;
 
-if (!BASE || !PASSWORD || !process.env.OMP_EXPECT_HOST) {
-  console.error('browser terminal: set OMP_URL, OMP_ADMIN_PASSWORD and OMP_EXPECT_HOST');
-  console.log('browser terminal: 0 passed, 1 failed');
-  process.exit(1);
-}
-mkdirSync(SHOTS, { recursive: true });
 
-let passed = 0;
-let failed = 0;
+const { USER, SHOTS, page, step, signIn, finish } = await suite('terminal', ['OMP_EXPECT_HOST']);
 
-const tid = (id) => `[data-testid="${id}"]`;
-
-function withTimeout(promise, ms, name) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`step "${name}" took longer than ${ms / 1000} s`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-let browser;
-try {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-} catch (e) {
-  console.error(`browser terminal: cannot start Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH): ${String(e).split('\n')[0]}`);
-  console.log('browser terminal: 0 passed, 1 failed');
-  process.exit(1);
-}
-const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'en-US' });
-const page = await context.newPage();
-page.setDefaultTimeout(STEP_TIMEOUT);
-const pageErrors = [];
-page.on('pageerror', (e) => pageErrors.push(String(e)));
-page.on('console', (m) => {
-  if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
-});
-
-async function step(name, fn, timeout = STEP_TIMEOUT) {
-  if (failed) return;
-  const t0 = Date.now();
-  try {
-    await withTimeout(fn(), timeout + 5_000, name);
-    passed += 1;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL ${name}: ${e instanceof Error ? e.message.split('\n')[0] : e}`);
-    const shot = join(SHOTS, `failure-terminal-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.png`);
-    await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
-    console.log(`     page: ${page.url()}; screenshot: ${shot}`);
-    if (pageErrors.length) console.log(`     browser errors:\n       ${pageErrors.slice(-5).join('\n       ')}`);
-  }
-}
-
-function expect(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-await step(`sign in as ${USER}`, async () => {
-  const res = await page.goto(BASE + '/', { waitUntil: 'domcontentloaded' });
-  expect(res && res.ok(), `GET / answered ${res?.status()}`);
-  await page.locator(tid('login-username')).fill(USER);
-  await page.locator(tid('login-password')).fill(PASSWORD);
-  await page.locator(tid('login-submit')).click();
-  const outcome = await Promise.race([
-    page.locator(tid('main-menu')).waitFor({ state: 'visible' }).then(() => 'menu'),
-    page.locator(tid('forced-password')).waitFor({ state: 'visible' }).then(() => 'forced'),
-    page.locator(tid('login-error')).waitFor({ state: 'visible' }).then(() => 'error'),
-  ]);
-  if (outcome === 'error') throw new Error(`sign-in refused: ${await page.locator(tid('login-error')).innerText()}`);
-  expect(outcome === 'menu', 'the server asks the admin to change the password first (was OMP_ADMIN_PASSWORD set?)');
-  await page.locator(tid('dashboard')).waitFor({ state: 'visible' });
-});
+await step(`sign in as ${USER}`, signIn);
 
 
 /** The text xterm shows in the element with this data-testid (DOM renderer rows). */
@@ -229,8 +137,4 @@ await step('close the terminal', async () => {
   await page.locator(tid('terminal-new')).waitFor({ state: 'visible' });
 });
 
-await browser.close();
-const notRun = failed ? ' (later steps not run)' : '';
-console.log(`screenshots in ${SHOTS}`);
-console.log(`browser terminal: ${passed} passed, ${failed} failed${notRun}`);
-process.exit(failed ? 1 : 0);
+await finish();
