@@ -15,6 +15,9 @@ use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality};
 use super::head::{Head, Labels, MatchOp, Matcher};
 use super::is_stale;
 
+/// Series with their samples, as a selector fetches them.
+type Fetched = Vec<(Labels, Vec<(i64, f64)>)>;
+
 /// A function of a series' points in a window (and the window length) to one value.
 type WindowFn<'f> = &'f dyn Fn(&[(i64, f64)], i64) -> Option<f64>;
 
@@ -147,6 +150,10 @@ pub struct Engine<'a> {
     head: &'a Head,
     limits: QueryLimits,
     touched: std::cell::Cell<usize>,
+    /// For range queries: the evaluation span, and each selector's samples over all of it,
+    /// fetched (and decoded) once instead of at every step.
+    span: Option<(i64, i64)>,
+    cache: std::cell::RefCell<HashMap<String, std::rc::Rc<Fetched>>>,
 }
 
 fn drop_name(mut l: Labels) -> Labels {
@@ -168,7 +175,58 @@ impl<'a> Engine<'a> {
             head,
             limits,
             touched: std::cell::Cell::new(0),
+            span: None,
+            cache: Default::default(),
         }
+    }
+
+    /// An engine for evaluations at times within `[start, end]` (range queries).
+    pub fn for_range(head: &'a Head, limits: QueryLimits, start: i64, end: i64) -> Self {
+        Engine {
+            span: Some((start, end)),
+            ..Self::new(head, limits)
+        }
+    }
+
+    /// Samples of the matching series in `[ts - width + 1, ts]`. In a range query each
+    /// selector is fetched once for the whole span and cut per step.
+    fn window(
+        &self,
+        ms: &[Matcher],
+        key: String,
+        fixed_at: bool,
+        offset: i64,
+        width: i64,
+        ts: i64,
+    ) -> Result<Fetched, String> {
+        let Some((start, end)) = self.span.filter(|_| !fixed_at) else {
+            let got = self.head.select(ms, ts - width + 1, ts);
+            self.count(got.iter().map(|(_, p)| p.len()).sum())?;
+            return Ok(got);
+        };
+        let key = format!("{key}|{offset}|{width}");
+        let cached = self.cache.borrow().get(&key).cloned();
+        let all = match cached {
+            Some(a) => a,
+            None => {
+                let got = self
+                    .head
+                    .select(ms, start - offset - width + 1, end - offset);
+                self.count(got.iter().map(|(_, p)| p.len()).sum())?;
+                let rc = std::rc::Rc::new(got);
+                self.cache.borrow_mut().insert(key, rc.clone());
+                rc
+            }
+        };
+        let (lo, hi) = (ts - width + 1, ts);
+        Ok(all
+            .iter()
+            .filter_map(|(l, pts)| {
+                let a = pts.partition_point(|(t, _)| *t < lo);
+                let b = pts.partition_point(|(t, _)| *t <= hi);
+                (a < b).then(|| (l.clone(), pts[a..b].to_vec()))
+            })
+            .collect())
     }
 
     fn matchers(vs: &parser::VectorSelector) -> Result<Vec<Matcher>, String> {
@@ -198,11 +256,18 @@ impl<'a> Engine<'a> {
     }
 
     fn instant(&self, vs: &parser::VectorSelector, t: i64) -> Result<Vec<Elem>, String> {
-        let ts = self.at_time(&vs.at, t) - offset_ms(&vs.offset);
+        let offset = offset_ms(&vs.offset);
+        let ts = self.at_time(&vs.at, t) - offset;
         let ms = Self::matchers(vs)?;
         let mut out = Vec::new();
-        for (labels, pts) in self.head.select(&ms, ts - LOOKBACK_MS + 1, ts) {
-            self.count(pts.len())?;
+        for (labels, pts) in self.window(
+            &ms,
+            format!("{ms:?}"),
+            vs.at.is_some(),
+            offset,
+            LOOKBACK_MS,
+            ts,
+        )? {
             // The newest sample in the lookback window; a staleness marker hides the series.
             if let Some((_, v)) = pts.last()
                 && !is_stale(*v)
@@ -214,12 +279,14 @@ impl<'a> Engine<'a> {
     }
 
     fn matrix(&self, ms: &parser::MatrixSelector, t: i64) -> Result<Vec<Range>, String> {
-        let ts = self.at_time(&ms.vs.at, t) - offset_ms(&ms.vs.offset);
+        let offset = offset_ms(&ms.vs.offset);
+        let ts = self.at_time(&ms.vs.at, t) - offset;
         let range = ms.range.as_millis() as i64;
         let m = Self::matchers(&ms.vs)?;
         let mut out = Vec::new();
-        for (labels, pts) in self.head.select(&m, ts - range + 1, ts) {
-            self.count(pts.len())?;
+        for (labels, pts) in
+            self.window(&m, format!("{m:?}"), ms.vs.at.is_some(), offset, range, ts)?
+        {
             let points: Vec<(i64, f64)> = pts.into_iter().filter(|(_, v)| !is_stale(*v)).collect();
             if !points.is_empty() {
                 out.push(Range { labels, points });
@@ -726,7 +793,7 @@ pub fn eval_range(
             "exceeded maximum resolution of 11,000 points per series: raise the step".into(),
         );
     }
-    let engine = Engine::new(head, limits);
+    let engine = Engine::for_range(head, limits, start, end);
     let mut series: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
     let mut t = start;
     while t <= end {
@@ -974,6 +1041,41 @@ mod tests {
             .eval(&parse("temp[1h]").unwrap(), 1_200_000)
             .unwrap_err();
         assert!(e.contains("more than 10 samples"), "{e}");
+    }
+
+    #[test]
+    fn range_queries_equal_instant_queries_at_each_step() {
+        // The range engine fetches each selector once and cuts it per step; it must agree
+        // with evaluating every step on its own.
+        let h = head();
+        for q in [
+            "rate(req_total[2m])",
+            "sum by (instance) (req_total offset 1m)",
+            "temp > 25",
+            "irate(req_total[1m]) * 2",
+            "count_over_time(temp[3m])",
+        ] {
+            let e = parse(q).unwrap();
+            let Value::Matrix(m) =
+                eval_range(&h, &e, 120_000, 1_200_000, 45_000, QueryLimits::default()).unwrap()
+            else {
+                panic!()
+            };
+            let single = Engine::new(&h, QueryLimits::default());
+            let mut expected: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+            let mut t = 120_000;
+            while t <= 1_200_000 {
+                if let Value::Vector(v) = single.eval(&e, t).unwrap() {
+                    for el in v {
+                        expected.entry(el.labels).or_default().push((t, el.v));
+                    }
+                }
+                t += 45_000;
+            }
+            let got: BTreeMap<Labels, Vec<(i64, f64)>> =
+                m.into_iter().map(|r| (r.labels, r.points)).collect();
+            assert_eq!(got, expected, "{q}");
+        }
     }
 
     #[test]
