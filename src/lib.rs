@@ -31,9 +31,12 @@ pub fn init_logging(cfg: &config::LogConfig) {
     let filter = std::env::var("OMP_LOG").unwrap_or_else(|_| cfg.level.clone());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = if cfg.format == "json" {
         builder.json().try_init()
     } else {
