@@ -1,7 +1,9 @@
 //! PromQL evaluation over the head, with Prometheus' semantics for what it supports: instant
 //! and range vector selectors (5-minute lookback, staleness markers end a series, offset,
 //! `@`), `rate`/`irate`/`increase`/`delta`/`idelta` (with Prometheus' extrapolation),
-//! `*_over_time`, math functions, `time`/`vector`/`scalar`, aggregations (`sum`, `avg`, `min`,
+//! `deriv`/`predict_linear`, `resets`/`changes`, `histogram_quantile`, `label_replace`/
+//! `label_join`, `absent`, `timestamp`, `clamp*`/`round`, `sort*`, `*_over_time`, math
+//! functions, `time`/`vector`/`scalar`, aggregations (`sum`, `avg`, `min`,
 //! `max`, `count`, `group`, `stddev`, `stdvar`, `topk`, `bottomk`) with `by`/`without`, and
 //! binary operators (arithmetic, comparison with `bool`, `and`/`or`/`unless`) with
 //! `on`/`ignoring` and `group_left`/`group_right`. Anything else is refused with an error
@@ -406,7 +408,246 @@ impl<'a> Engine<'a> {
                 Value::Vector(_) => Ok(Value::Scalar(f64::NAN)),
                 _ => Err("scalar() needs an instant vector".into()),
             },
+            "resets" => {
+                per_series(&|p, _| Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64))
+            }
+            "changes" => per_series(&|p, _| {
+                Some(
+                    p.windows(2)
+                        .filter(|w| w[1].1 != w[0].1 && !(w[0].1.is_nan() && w[1].1.is_nan()))
+                        .count() as f64,
+                )
+            }),
+            "deriv" => per_series(&|p, _| {
+                linear_regression(p, p.first().map(|x| x.0).unwrap_or(0)).map(|(slope, _)| slope)
+            }),
+            "predict_linear" => {
+                let secs = self.scalar_arg(args, 1, t, name)?;
+                per_series(&|p, _| {
+                    linear_regression(p, t).map(|(slope, intercept)| intercept + slope * secs)
+                })
+            }
+            "clamp" | "clamp_min" | "clamp_max" => {
+                let (lo, hi) = match name {
+                    "clamp" => (
+                        self.scalar_arg(args, 1, t, name)?,
+                        self.scalar_arg(args, 2, t, name)?,
+                    ),
+                    "clamp_min" => (self.scalar_arg(args, 1, t, name)?, f64::INFINITY),
+                    _ => (f64::NEG_INFINITY, self.scalar_arg(args, 1, t, name)?),
+                };
+                match self.eval(args.first().ok_or("missing argument")?, t)? {
+                    // Prometheus returns nothing when min > max.
+                    Value::Vector(_) if lo > hi => Ok(Value::Vector(vec![])),
+                    Value::Vector(v) => Ok(Value::Vector(
+                        v.into_iter()
+                            .map(|e| Elem {
+                                labels: drop_name(e.labels),
+                                v: e.v.max(lo).min(hi),
+                            })
+                            .collect(),
+                    )),
+                    _ => Err(format!("{name}() needs an instant vector")),
+                }
+            }
+            "round" => {
+                let to = if args.len() > 1 {
+                    self.scalar_arg(args, 1, t, name)?
+                } else {
+                    1.0
+                };
+                match self.eval(args.first().ok_or("missing argument")?, t)? {
+                    // Prometheus rounds halves up: floor(v / to + 0.5) * to.
+                    Value::Vector(v) => Ok(Value::Vector(
+                        v.into_iter()
+                            .map(|e| Elem {
+                                labels: drop_name(e.labels),
+                                v: (e.v / to + 0.5).floor() * to,
+                            })
+                            .collect(),
+                    )),
+                    _ => Err("round() needs an instant vector".into()),
+                }
+            }
+            "absent" => {
+                let arg = args.first().ok_or("missing argument")?;
+                match self.eval(arg, t)? {
+                    Value::Vector(v) if !v.is_empty() => Ok(Value::Vector(vec![])),
+                    Value::Vector(_) => {
+                        // The labels of equality matchers become the result's labels.
+                        let mut labels: Labels = match arg.as_ref() {
+                            Expr::VectorSelector(vs) => vector_matchers(vs)?
+                                .into_iter()
+                                .filter_map(|m| match m.op {
+                                    MatchOp::Eq(v) if m.name != "__name__" => Some((m.name, v)),
+                                    _ => None,
+                                })
+                                .collect(),
+                            _ => vec![],
+                        };
+                        labels.sort();
+                        Ok(Value::Vector(vec![Elem { labels, v: 1.0 }]))
+                    }
+                    _ => Err("absent() needs an instant vector".into()),
+                }
+            }
+            "label_replace" => {
+                let dst = self.string_arg(args, 1, t, name)?;
+                let repl = self.string_arg(args, 2, t, name)?;
+                let src = self.string_arg(args, 3, t, name)?;
+                let re =
+                    regex::Regex::new(&format!("^(?:{})$", self.string_arg(args, 4, t, name)?))
+                        .map_err(|e| format!("label_replace(): bad regex: {e}"))?;
+                if !super::exposition::valid_label_name(&dst) {
+                    return Err(format!(
+                        "label_replace(): invalid destination label name {dst:?}"
+                    ));
+                }
+                match self.eval(args.first().ok_or("missing argument")?, t)? {
+                    Value::Vector(v) => Ok(Value::Vector(
+                        v.into_iter()
+                            .map(|mut e| {
+                                let value = e
+                                    .labels
+                                    .iter()
+                                    .find(|(k, _)| *k == src)
+                                    .map(|(_, v)| v.clone())
+                                    .unwrap_or_default();
+                                if let Some(c) = re.captures(&value) {
+                                    let mut out = String::new();
+                                    c.expand(&repl, &mut out);
+                                    e.labels.retain(|(k, _)| *k != dst);
+                                    if !out.is_empty() {
+                                        e.labels.push((dst.clone(), out));
+                                    }
+                                    e.labels.sort();
+                                }
+                                e
+                            })
+                            .collect(),
+                    )),
+                    _ => Err("label_replace() needs an instant vector".into()),
+                }
+            }
+            "label_join" => {
+                let dst = self.string_arg(args, 1, t, name)?;
+                let sep = self.string_arg(args, 2, t, name)?;
+                let srcs: Vec<String> = (3..args.len())
+                    .map(|i| self.string_arg(args, i, t, name))
+                    .collect::<Result<_, _>>()?;
+                match self.eval(args.first().ok_or("missing argument")?, t)? {
+                    Value::Vector(v) => Ok(Value::Vector(
+                        v.into_iter()
+                            .map(|mut e| {
+                                let joined: Vec<String> = srcs
+                                    .iter()
+                                    .map(|s| {
+                                        e.labels
+                                            .iter()
+                                            .find(|(k, _)| k == s)
+                                            .map(|(_, v)| v.clone())
+                                            .unwrap_or_default()
+                                    })
+                                    .collect();
+                                let joined = joined.join(&sep);
+                                e.labels.retain(|(k, _)| *k != dst);
+                                if !joined.is_empty() {
+                                    e.labels.push((dst.clone(), joined));
+                                }
+                                e.labels.sort();
+                                e
+                            })
+                            .collect(),
+                    )),
+                    _ => Err("label_join() needs an instant vector".into()),
+                }
+            }
+            "histogram_quantile" => {
+                let q = self.scalar_arg(args, 0, t, name)?;
+                let Value::Vector(v) = self.eval(args.get(1).ok_or("missing argument")?, t)? else {
+                    return Err("histogram_quantile() needs an instant vector of buckets".into());
+                };
+                let mut groups: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
+                for e in v {
+                    let Some(le) = e
+                        .labels
+                        .iter()
+                        .find(|(k, _)| k == "le")
+                        .and_then(|(_, v)| super::exposition::parse_value(v))
+                    else {
+                        continue;
+                    };
+                    let key: Labels = drop_name(e.labels)
+                        .into_iter()
+                        .filter(|(k, _)| k != "le")
+                        .collect();
+                    groups.entry(key).or_default().push((le, e.v));
+                }
+                Ok(Value::Vector(
+                    groups
+                        .into_iter()
+                        .map(|(labels, b)| Elem {
+                            labels,
+                            v: bucket_quantile(q, b),
+                        })
+                        .collect(),
+                ))
+            }
+            "sort" | "sort_desc" => match self.eval(args.first().ok_or("missing argument")?, t)? {
+                Value::Vector(mut v) => {
+                    v.sort_by(|a, b| {
+                        if name == "sort" {
+                            a.v.total_cmp(&b.v)
+                        } else {
+                            b.v.total_cmp(&a.v)
+                        }
+                    });
+                    Ok(Value::Vector(v))
+                }
+                _ => Err(format!("{name}() needs an instant vector")),
+            },
+            "timestamp" => match args.first().map(|a| a.as_ref()) {
+                // The time of the sample each series' value comes from.
+                Some(Expr::VectorSelector(vs)) => {
+                    let offset = offset_ms(&vs.offset);
+                    let ts = self.at_time(&vs.at, t) - offset;
+                    let ms = Self::matchers(vs)?;
+                    Ok(Value::Vector(
+                        self.window(
+                            &ms,
+                            format!("{ms:?}"),
+                            vs.at.is_some(),
+                            offset,
+                            LOOKBACK_MS,
+                            ts,
+                        )?
+                        .into_iter()
+                        .filter_map(|(l, p)| {
+                            p.last().filter(|x| !is_stale(x.1)).map(|x| Elem {
+                                labels: drop_name(l),
+                                v: x.0 as f64 / 1000.0,
+                            })
+                        })
+                        .collect(),
+                    ))
+                }
+                _ => Err("timestamp() is supported on a plain selector".into()),
+            },
             other => Err(format!("function {other}() is not supported yet")),
+        }
+    }
+
+    fn scalar_arg(&self, args: &[Box<Expr>], i: usize, t: i64, f: &str) -> Result<f64, String> {
+        match args.get(i).map(|a| self.eval(a, t)) {
+            Some(Ok(Value::Scalar(v))) => Ok(v),
+            _ => Err(format!("{f}() needs a number as argument {}", i + 1)),
+        }
+    }
+
+    fn string_arg(&self, args: &[Box<Expr>], i: usize, t: i64, f: &str) -> Result<String, String> {
+        match args.get(i).map(|a| self.eval(a, t)) {
+            Some(Ok(Value::String(s))) => Ok(unescape(&s)),
+            _ => Err(format!("{f}() needs a string as argument {}", i + 1)),
         }
     }
 
@@ -757,6 +998,72 @@ pub fn extrapolated(
     Some(result)
 }
 
+/// Least-squares line through the points, with x in seconds relative to `at` (ms): returns
+/// (slope per second, value at `at`), as Prometheus' `linearRegression`.
+pub fn linear_regression(points: &[(i64, f64)], at: i64) -> Option<(f64, f64)> {
+    if points.len() < 2 {
+        return None;
+    }
+    let n = points.len() as f64;
+    let (mut sx, mut sy, mut sxy, mut sxx) = (0.0, 0.0, 0.0, 0.0);
+    for (t, v) in points {
+        let x = (*t - at) as f64 / 1000.0;
+        sx += x;
+        sy += v;
+        sxy += x * v;
+        sxx += x * x;
+    }
+    let cov = sxy - sx * sy / n;
+    let var = sxx - sx * sx / n;
+    let slope = cov / var;
+    Some((slope, sy / n - slope * sx / n))
+}
+
+/// Prometheus' `bucketQuantile`: buckets (upper bound, cumulative count) sorted by bound, the
+/// +Inf bucket required, counts made monotonic, linear interpolation inside the bucket.
+pub fn bucket_quantile(q: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if buckets.len() < 2 || buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    for i in 1..buckets.len() {
+        if buckets[i].1 < buckets[i - 1].1 {
+            buckets[i].1 = buckets[i - 1].1;
+        }
+    }
+    let total = buckets[buckets.len() - 1].1;
+    if total == 0.0 {
+        return f64::NAN;
+    }
+    let rank = q * total;
+    let b = buckets
+        .iter()
+        .position(|x| x.1 >= rank)
+        .unwrap_or(buckets.len() - 1);
+    if b == buckets.len() - 1 {
+        return buckets[buckets.len() - 2].0;
+    }
+    if b == 0 && buckets[0].0 <= 0.0 {
+        return buckets[0].0;
+    }
+    let (start, count_before) = if b == 0 {
+        (0.0, 0.0)
+    } else {
+        (buckets[b - 1].0, buckets[b - 1].1)
+    };
+    let (end, count) = (buckets[b].0, buckets[b].1 - count_before);
+    start + (end - start) * ((rank - count_before) / count)
+}
+
 /// `irate`/`idelta`: from the last two samples.
 pub fn instant_rate(points: &[(i64, f64)], rate: bool) -> Option<f64> {
     let n = points.len();
@@ -1024,6 +1331,74 @@ mod tests {
             panic!()
         };
         assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn more_functions() {
+        // temp is constant 20/30; req_total b rises 20 per 15 s.
+        assert_eq!(
+            vector("clamp_max(temp, 25)", 600)
+                .iter()
+                .map(|x| x.1)
+                .collect::<Vec<_>>(),
+            vec![20.0, 25.0]
+        );
+        assert_eq!(
+            vector("clamp(temp, 21, 29)", 600)
+                .iter()
+                .map(|x| x.1)
+                .collect::<Vec<_>>(),
+            vec![21.0, 29.0]
+        );
+        assert!(vector("clamp(temp, 30, 20)", 600).is_empty());
+        assert_eq!(
+            vector("round(temp / 7)", 600)
+                .iter()
+                .map(|x| x.1)
+                .collect::<Vec<_>>(),
+            vec![3.0, 4.0]
+        );
+        assert_eq!(
+            vector("resets(req_total{instance=\"a\"}[10m])", 900)[0].1,
+            1.0
+        );
+        assert_eq!(vector("changes(temp[10m])", 900)[0].1, 0.0);
+        let d = vector("deriv(req_total{instance=\"b\"}[5m])", 600)[0].1;
+        assert!((d - 20.0 / 15.0).abs() < 1e-9, "{d}");
+        // b is 20 × i at i × 15 s: one hour on from 600 s (value 800) it reaches 800 + 4800.
+        let p = vector("predict_linear(req_total{instance=\"b\"}[5m], 3600)", 600)[0].1;
+        assert!((p - 5600.0).abs() < 1e-6, "{p}");
+        assert_eq!(
+            vector("absent(nonexistent{job=\"x\"})", 600),
+            vec![("job=x".into(), 1.0)]
+        );
+        assert!(vector("absent(temp)", 600).is_empty());
+        let r = vector(
+            "label_replace(temp, \"host\", \"h-$1\", \"instance\", \"(.*)\")",
+            600,
+        );
+        assert_eq!(r[0].0, "__name__=temp,host=h-a,instance=a,job=api");
+        let r = vector(
+            "label_join(temp, \"both\", \"/\", \"job\", \"instance\")",
+            600,
+        );
+        assert_eq!(r[0].0, "__name__=temp,both=api/a,instance=a,job=api");
+        assert_eq!(vector("timestamp(temp)", 700)[0].1, 690.0);
+        // Buckets ≤1: 10, ≤2: 30, ≤+Inf: 40; the median (rank 20) is halfway through (1, 2].
+        assert!(
+            (bucket_quantile(0.5, vec![(1.0, 10.0), (2.0, 30.0), (f64::INFINITY, 40.0)]) - 1.5)
+                .abs()
+                < 1e-12
+        );
+        assert_eq!(
+            bucket_quantile(0.99, vec![(1.0, 10.0), (2.0, 30.0), (f64::INFINITY, 40.0)]),
+            2.0,
+            "rank in +Inf: the highest finite bound"
+        );
+        assert!(
+            bucket_quantile(0.5, vec![(1.0, 10.0)]).is_nan(),
+            "no +Inf bucket"
+        );
     }
 
     #[test]
