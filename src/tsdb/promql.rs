@@ -507,20 +507,11 @@ impl<'a> Engine<'a> {
                     Value::Vector(v) => Ok(Value::Vector(
                         v.into_iter()
                             .map(|mut e| {
-                                let value = e
-                                    .labels
-                                    .iter()
-                                    .find(|(k, _)| *k == src)
-                                    .map(|(_, v)| v.clone())
-                                    .unwrap_or_default();
+                                let value = label_value(&e.labels, &src);
                                 if let Some(c) = re.captures(&value) {
                                     let mut out = String::new();
                                     c.expand(&repl, &mut out);
-                                    e.labels.retain(|(k, _)| *k != dst);
-                                    if !out.is_empty() {
-                                        e.labels.push((dst.clone(), out));
-                                    }
-                                    e.labels.sort();
+                                    set_label(&mut e.labels, &dst, out);
                                 }
                                 e
                             })
@@ -539,22 +530,9 @@ impl<'a> Engine<'a> {
                     Value::Vector(v) => Ok(Value::Vector(
                         v.into_iter()
                             .map(|mut e| {
-                                let joined: Vec<String> = srcs
-                                    .iter()
-                                    .map(|s| {
-                                        e.labels
-                                            .iter()
-                                            .find(|(k, _)| k == s)
-                                            .map(|(_, v)| v.clone())
-                                            .unwrap_or_default()
-                                    })
-                                    .collect();
-                                let joined = joined.join(&sep);
-                                e.labels.retain(|(k, _)| *k != dst);
-                                if !joined.is_empty() {
-                                    e.labels.push((dst.clone(), joined));
-                                }
-                                e.labels.sort();
+                                let joined: Vec<String> =
+                                    srcs.iter().map(|s| label_value(&e.labels, s)).collect();
+                                set_label(&mut e.labels, &dst, joined.join(&sep));
                                 e
                             })
                             .collect(),
@@ -996,6 +974,24 @@ pub fn extrapolated(
         result /= range_ms as f64 / 1000.0;
     }
     Some(result)
+}
+
+/// The value of a label, empty when absent (PromQL's convention).
+fn label_value(labels: &Labels, name: &str) -> String {
+    labels
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// Sets a label, keeping the set sorted; an empty value removes it (PromQL's convention).
+fn set_label(labels: &mut Labels, name: &str, value: String) {
+    labels.retain(|(k, _)| k != name);
+    if !value.is_empty() {
+        labels.push((name.to_string(), value));
+    }
+    labels.sort();
 }
 
 /// Least-squares line through the points, with x in seconds relative to `at` (ms): returns
