@@ -353,6 +353,12 @@ impl Head {
     }
 }
 
+impl super::Source for Head {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        Head::select(self, matchers, mint, maxt)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

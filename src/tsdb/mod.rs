@@ -13,6 +13,19 @@ pub mod head;
 pub mod promql;
 pub mod wal;
 
+/// Where a query reads samples from: the head today, the head plus on-disk segments and
+/// downsampled tiers tomorrow. The PromQL engine sees only this.
+pub trait Source {
+    /// Matching series (labels sorted by name, including `__name__`) with their samples in
+    /// `[mint, maxt]` in time order; series without samples in the range are left out.
+    fn select(
+        &self,
+        matchers: &[head::Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<(head::Labels, Vec<(i64, f64)>)>;
+}
+
 /// Prometheus' staleness marker: a NaN with this exact bit pattern marks a series as gone.
 pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
 

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality};
 
-use super::head::{Head, Labels, MatchOp, Matcher};
+use super::Source;
+use super::head::{Labels, MatchOp, Matcher};
 use super::is_stale;
 
 /// Series with their samples, as a selector fetches them.
@@ -149,7 +150,7 @@ pub fn parse(q: &str) -> Result<Expr, String> {
 
 /// Evaluates at one time (milliseconds).
 pub struct Engine<'a> {
-    head: &'a Head,
+    head: &'a dyn Source,
     limits: QueryLimits,
     touched: std::cell::Cell<usize>,
     /// For range queries: the evaluation span, and each selector's samples over all of it,
@@ -172,7 +173,7 @@ fn offset_ms(o: &Option<parser::Offset>) -> i64 {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(head: &'a Head, limits: QueryLimits) -> Self {
+    pub fn new(head: &'a dyn Source, limits: QueryLimits) -> Self {
         Engine {
             head,
             limits,
@@ -183,7 +184,7 @@ impl<'a> Engine<'a> {
     }
 
     /// An engine for evaluations at times within `[start, end]` (range queries).
-    pub fn for_range(head: &'a Head, limits: QueryLimits, start: i64, end: i64) -> Self {
+    pub fn for_range(head: &'a dyn Source, limits: QueryLimits, start: i64, end: i64) -> Self {
         Engine {
             span: Some((start, end)),
             ..Self::new(head, limits)
@@ -1081,7 +1082,7 @@ pub fn instant_rate(points: &[(i64, f64)], rate: bool) -> Option<f64> {
 
 /// Evaluates over a range: one evaluation per step, collected into series.
 pub fn eval_range(
-    head: &Head,
+    head: &dyn Source,
     e: &Expr,
     start: i64,
     end: i64,
@@ -1126,6 +1127,7 @@ pub fn eval_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tsdb::head::Head;
 
     fn head() -> Head {
         let mut h = Head::new(100);
