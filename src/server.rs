@@ -84,7 +84,8 @@ pub async fn run(
     })?;
     let hosts = hosts.with_metrics(metrics.clone(), config.agent.metrics_secs);
     let scraper =
-        crate::scrape::Scraper::new(store.clone(), metrics.clone(), config.scrape.clone());
+        crate::scrape::Scraper::new(store.clone(), metrics.clone(), config.scrape.clone())
+            .with_hosts(hosts.clone());
     let local_agent = config.server.local_agent;
     let services = api::Services {
         auth: auth.clone(),

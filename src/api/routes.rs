@@ -382,6 +382,14 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             get(hosts::get_one),
         ),
         r(
+            Method::GET,
+            "/api/v1/hosts/{id}/processes",
+            "hosts.processes",
+            Perm("hosts:read"),
+            "The host's top processes by cpu or memory (?sort=cpu|memory&limit=20), read by its agent now",
+            get(hosts::processes),
+        ),
+        r(
             Method::PUT,
             "/api/v1/hosts/{id}",
             "hosts.update",
@@ -553,6 +561,8 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::GET, "/api/v1/scrape-targets", "scrape.list", Perm("metrics:read"), "Scrape targets (file and API) with their health and last error", get(scrape::list)),
         r(Method::POST, "/api/v1/scrape-targets", "scrape.create", Perm("metrics:write"), "Add a scrape target", post(scrape::create))
             .body(&["job", "target", "scheme", "metrics_path", "interval_secs", "timeout_secs", "labels", "sample_limit", "basic_auth", "bearer_token"]),
+        r(Method::PUT, "/api/v1/scrape-targets/{id}", "scrape.update", Perm("metrics:write"), "Change a scrape target added through the API (secrets kept unless given or clear_auth)", put(scrape::update))
+            .body(&["job", "target", "scheme", "metrics_path", "interval_secs", "timeout_secs", "labels", "sample_limit", "basic_auth", "bearer_token", "clear_auth", "via_host"]),
         r(Method::DELETE, "/api/v1/scrape-targets/{id}", "scrape.delete", Perm("metrics:write"), "Remove a scrape target added through the API", delete(scrape::remove)),
         r(Method::GET, "/federate", "prom.federate", Perm("metrics:read"), "Newest samples of match[] selectors in the Prometheus text format (for a Prometheus to scrape)", get(prom::federate)),
         r(Method::GET, "/metrics", "omp.metrics", Perm("metrics:read"), "OMP's own metrics in the Prometheus text format", get(prom::self_metrics)),

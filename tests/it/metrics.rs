@@ -461,3 +461,114 @@ fn scraping_a_real_node_exporter_with_up_staleness_and_limits() {
         204
     );
 }
+
+#[test]
+fn agent_side_scraping_target_edits_and_top_processes() {
+    let s = TestServer::start_with(
+        &[
+            ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("OMP_AGENT__HEARTBEAT_SECS", "1"),
+        ],
+        None,
+    );
+    let admin = s.admin();
+    let (mut agent, host) = crate::hosts::enrolled(&s, &admin, &[]);
+    let ne = node_exporter();
+
+    // The exporter is scraped by the agent (as for exporters bound to a host's loopback).
+    let a = admin.post(
+        "/api/v1/scrape-targets",
+        &json!({"job": "via", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "via_host": host}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["via_host"], host);
+    assert!(a.body["via_hostname"].is_string(), "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    eventually(30, || {
+        (q(&admin, "up{job=\"via\"}")["data"]["result"][0]["value"][1] == "1").then_some(())
+    })
+    .expect("up = 1 through the agent");
+    let load = q(&admin, "node_load1{job=\"via\"}");
+    assert_eq!(
+        load["data"]["result"][0]["metric"]["instance"],
+        ne.addr.as_str(),
+        "{load}"
+    );
+
+    // Editing: new labels show up; a stored secret is kept unless cleared; bad input named.
+    let a = admin.put(
+        &format!("/api/v1/scrape-targets/{id}"),
+        &json!({"job": "via", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "via_host": host, "labels": {"site": "b"}, "bearer_token": "s3cret"}),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["auth"], "bearer");
+    let a = admin.put(
+        &format!("/api/v1/scrape-targets/{id}"),
+        &json!({"job": "via", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "via_host": host, "labels": {"site": "b"}}),
+    );
+    assert_eq!(a.body["auth"], "bearer", "secret kept: {}", a.text);
+    let a = admin.put(
+        &format!("/api/v1/scrape-targets/{id}"),
+        &json!({"job": "via", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "via_host": host, "labels": {"site": "b"}, "clear_auth": true}),
+    );
+    assert_eq!(a.body["auth"], "none", "secret cleared: {}", a.text);
+    eventually(30, || {
+        (q(&admin, "node_load1{job=\"via\",site=\"b\"}")["data"]["result"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1))
+        .then_some(())
+    })
+    .expect("edited labels");
+    let bad = admin.put(
+        &format!("/api/v1/scrape-targets/{id}"),
+        &json!({"job": "via", "target": ne.addr, "via_host": 999_999}),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("via_host"), "{}", bad.text);
+    let missing = admin.put(
+        "/api/v1/scrape-targets/nope",
+        &json!({"job": "via", "target": ne.addr}),
+    );
+    assert_eq!(missing.status, 404, "{}", missing.text);
+
+    // Top processes, read by the agent now: the agent itself is among them.
+    let p = admin.get(&format!(
+        "/api/v1/hosts/{host}/processes?sort=memory&limit=500"
+    ));
+    assert_eq!(p.status, 200, "{}", p.text);
+    let items = p.body["items"].as_array().unwrap();
+    assert!(p.body["total"].as_u64().unwrap() as usize >= items.len());
+    let me = items
+        .iter()
+        .find(|i| i["pid"] == agent.pid())
+        .unwrap_or_else(|| panic!("agent pid {} not listed: {}", agent.pid(), p.text));
+    assert!(me["rss_bytes"].as_u64().unwrap() > 0, "{me}");
+    assert!(me["cmdline"].as_str().unwrap().contains("agent"), "{me}");
+    let rss: Vec<u64> = items
+        .iter()
+        .map(|i| i["rss_bytes"].as_u64().unwrap())
+        .collect();
+    assert!(rss.windows(2).all(|w| w[0] >= w[1]), "sorted by memory");
+    let top3 = admin.get(&format!("/api/v1/hosts/{host}/processes?limit=3"));
+    assert_eq!(top3.body["items"].as_array().unwrap().len(), 3);
+    let bad = admin.get(&format!("/api/v1/hosts/{host}/processes?sort=name"));
+    assert_eq!(bad.status, 422, "{}", bad.text);
+
+    // An offline host: the scrape target goes down with the reason, processes answer 409.
+    agent.kill();
+    let t = eventually(30, || {
+        let list = admin.get("/api/v1/scrape-targets").body;
+        let t = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id.as_str())
+            .unwrap()
+            .clone();
+        (t["health"] == "down").then_some(t)
+    })
+    .expect("target down with its agent");
+    assert!(t["last_error"].as_str().unwrap().contains("offline"), "{t}");
+    let p = admin.get(&format!("/api/v1/hosts/{host}/processes"));
+    assert_eq!(p.status, 409, "{}", p.text);
+}

@@ -410,6 +410,10 @@ impl AgentProc {
     }
 
     /// Waits for a log line containing `needle` (or the process ending); true when seen.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn wait_for(&self, needle: &str) -> bool {
         loop {
             match self.events.recv_timeout(Duration::from_secs(30)) {
