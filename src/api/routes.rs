@@ -558,6 +558,7 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::GET, "/prometheus/api/v1/metadata", "prom.metadata", Perm("metrics:read"), "Metric metadata", get(prom::metadata)),
         r(Method::GET, "/prometheus/api/v1/status/buildinfo", "prom.buildinfo", Perm("metrics:read"), "Build information", get(prom::buildinfo)),
         r(Method::POST, "/api/v1/metrics/import", "metrics.import", Perm("metrics:write"), "Backfill exposition text with timestamps (?format=openmetrics|prometheus; raw body)", post(metrics_import::import)),
+        r(Method::GET, "/api/v1/remote-write", "remote_write.list", Perm("metrics:read"), "Remote-write endpoints from omp.toml with queued, sent and dropped samples and the last error", get(scrape::remote_write)),
         r(Method::GET, "/api/v1/scrape-targets", "scrape.list", Perm("metrics:read"), "Scrape targets (file and API) with their health and last error", get(scrape::list)),
         r(Method::POST, "/api/v1/scrape-targets", "scrape.create", Perm("metrics:write"), "Add a scrape target", post(scrape::create))
             .body(&["job", "target", "scheme", "metrics_path", "interval_secs", "timeout_secs", "labels", "sample_limit", "basic_auth", "bearer_token"]),

@@ -572,3 +572,136 @@ fn agent_side_scraping_target_edits_and_top_processes() {
     let p = admin.get(&format!("/api/v1/hosts/{host}/processes"));
     assert_eq!(p.status, 409, "{}", p.text);
 }
+
+/// Debian's VictoriaMetrics on a free loopback port (a real remote_write receiver).
+struct Victoria {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Victoria {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn victoria() -> Victoria {
+    let bin = "/usr/bin/victoria-metrics";
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "{bin} is missing: apt-get install victoria-metrics (tests/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(bin)
+        .arg(format!("-httpListenAddr={addr}"))
+        .arg(format!("-storageDataPath={}", dir.path().display()))
+        .arg("-retentionPeriod=100y")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = format!("http://{addr}/health");
+    eventually(30, || {
+        ureq::get(&health)
+            .call()
+            .ok()
+            .filter(|r| r.status() == 200)
+            .map(|_| ())
+    })
+    .expect("victoria-metrics started");
+    Victoria {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn remote_write_reaches_a_real_victoria_metrics() {
+    let vm = victoria();
+    let dir = tempfile::tempdir().unwrap();
+    // A closed port as the second endpoint: its failures are counted, the first is unaffected.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("omp.toml"),
+        format!(
+            "[[remote_write]]\nname = \"vm\"\nurl = \"http://{}/api/v1/write\"\n\n[[remote_write]]\nurl = \"http://127.0.0.1:{closed}/api/v1/write\"\ntimeout_secs = 1\n",
+            vm.addr
+        ),
+    )
+    .unwrap();
+    let s = TestServer::start_with(&[("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD)], Some(dir));
+    let admin = s.admin();
+    let now = chrono::Utc::now().timestamp() - 120;
+    let text: String = (0..10)
+        .map(|i| {
+            format!(
+                "rw_test{{site=\"a b\",path=\"c:\\\\x\"}} {} {}\n",
+                i as f64 * 1.5,
+                now + i * 10
+            )
+        })
+        .collect::<String>()
+        + "# EOF\n";
+    let a = admin.send_raw(
+        "POST",
+        "/api/v1/metrics/import",
+        text.into_bytes(),
+        &[("content-type", "application/openmetrics-text")],
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["accepted"], 10, "{}", a.text);
+
+    // VictoriaMetrics has exactly the samples, labels (with escapes) intact.
+    let export = format!(
+        "http://{}/api/v1/export?match[]=rw_test&start={}",
+        vm.addr,
+        now - 60
+    );
+    let got = eventually(30, || {
+        let _ = ureq::get(&format!("http://{}/internal/force_flush", vm.addr)).call();
+        let body = ureq::get(&export)
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        let line: Value = serde_json::from_str(body.lines().next()?).ok()?;
+        (line["values"].as_array()?.len() == 10).then_some(line)
+    })
+    .expect("samples in victoria-metrics");
+    assert_eq!(got["metric"]["site"], "a b", "{got}");
+    assert_eq!(got["metric"]["path"], "c:\\x", "{got}");
+    assert_eq!(got["values"][3], 4.5, "{got}");
+    assert_eq!(got["timestamps"][3], (now + 30) * 1000, "{got}");
+
+    let st = eventually(30, || {
+        let st = admin.get("/api/v1/remote-write").body;
+        (st["items"][1]["failed_requests"].as_u64()? > 0).then_some(st)
+    })
+    .expect("the closed endpoint's failures are counted");
+    let items = st["items"].as_array().unwrap();
+    assert_eq!(items[0]["name"], "vm");
+    assert!(items[0]["sent_samples"].as_u64().unwrap() >= 10, "{st}");
+    assert!(items[0]["last_success"].is_string(), "{st}");
+    assert!(
+        items[1]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{st}"
+    );
+    assert!(items[1]["queued_samples"].as_u64().unwrap() >= 10, "{st}");
+}

@@ -1,4 +1,5 @@
-//! `/api/v1/scrape-targets`: custom monitoring targets with their health.
+//! `/api/v1/scrape-targets`: custom monitoring targets with their health; `/api/v1/remote-write`:
+//! how the remote-write endpoints are doing.
 
 use std::collections::HashMap;
 
@@ -130,4 +131,22 @@ pub(crate) async fn remove(
         format!("scrape target {} ({})", t.url(), t.job),
         "",
     ))
+}
+
+/// Remote-write endpoints (from omp.toml) with their queues and last error.
+pub(crate) async fn remote_write(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let items: Vec<Value> = st
+        .metrics
+        .remote_status()
+        .into_iter()
+        .map(|s| {
+            let mut v = json!(s);
+            v["last_success"] = s
+                .last_success
+                .map(|ms| time(ms / 1000))
+                .unwrap_or(Value::Null);
+            v
+        })
+        .collect();
+    Ok(axum::Json(json!({ "items": items })).into_response())
 }
