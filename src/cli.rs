@@ -401,11 +401,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                     } else {
                         crate::tsdb::exposition::Format::OpenMetrics
                     };
-                    let opts = crate::tsdb::db::TsdbOptions {
-                        max_series: cfg.tsdb.max_series,
-                        retention_ms: cfg.tsdb.retention_days as i64 * 86_400_000,
-                        checkpoint_bytes: cfg.tsdb.checkpoint_mib << 20,
-                    };
+                    let opts = cfg.tsdb.options();
                     // The store lock tells whether a server is running on this data dir.
                     let _store = crate::store::Store::open(&cfg.server.data_dir)?;
                     let (mut db, _) =

@@ -64,6 +64,27 @@ pub struct TsdbConfig {
     pub max_samples_per_query: usize,
     /// The write-ahead log is rewritten as a checkpoint past this many MiB.
     pub checkpoint_mib: u64,
+    /// Disk budget of the segment ring in MiB: the oldest segments are deleted past it.
+    pub max_disk_mib: u64,
+    /// Size of one segment file in MiB (the unit the ring deletes).
+    pub segment_mib: u64,
+    /// Seconds between maintenance passes: closed chunks move to the segment ring, quiet
+    /// series leave memory, retention runs.
+    pub flush_secs: u64,
+}
+
+impl TsdbConfig {
+    /// The store's options from these settings.
+    pub fn options(&self) -> crate::tsdb::db::TsdbOptions {
+        crate::tsdb::db::TsdbOptions {
+            max_series: self.max_series,
+            retention_ms: self.retention_days as i64 * 86_400_000,
+            checkpoint_bytes: self.checkpoint_mib << 20,
+            segment_bytes: self.segment_mib << 20,
+            max_disk_bytes: self.max_disk_mib << 20,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for TsdbConfig {
@@ -73,6 +94,9 @@ impl Default for TsdbConfig {
             max_series: 1_000_000,
             max_samples_per_query: 50_000_000,
             checkpoint_mib: 128,
+            max_disk_mib: 10_240,
+            segment_mib: 64,
+            flush_secs: 60,
         }
     }
 }
@@ -297,6 +321,17 @@ impl Config {
                 "tsdb",
                 "retention_days, max_series and max_samples_per_query must be at least 1",
             );
+        }
+        if !(1..=1024).contains(&self.tsdb.segment_mib)
+            || self.tsdb.max_disk_mib < 2 * self.tsdb.segment_mib
+        {
+            return bad(
+                "tsdb.segment_mib",
+                "segment_mib is 1..1024 and max_disk_mib at least two segments",
+            );
+        }
+        if !(1..=3600).contains(&self.tsdb.flush_secs) {
+            return bad("tsdb.flush_secs", "must be 1..3600");
         }
         if self.exec.history_jobs == 0 {
             return bad("exec.history_jobs", "must be at least 1");

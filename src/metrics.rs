@@ -22,6 +22,7 @@ pub struct Metrics {
     db: Arc<Mutex<Tsdb>>,
     tx: mpsc::Sender<Vec<Ingest>>,
     limits: QueryLimits,
+    maintain_every: Duration,
     remote: crate::remote_write::RemoteWrite,
 }
 
@@ -52,10 +53,17 @@ impl Metrics {
                 db: Arc::new(Mutex::new(db)),
                 tx,
                 limits,
+                maintain_every: Duration::from_secs(60),
                 remote: Default::default(),
             },
             IngestQueue(rx),
         ))
+    }
+
+    /// How often `run_maintenance` works.
+    pub fn with_maintenance_every(mut self, every: Duration) -> Self {
+        self.maintain_every = every;
+        self
     }
 
     /// Sends every accepted sample to these remote-write endpoints as well.
@@ -102,18 +110,23 @@ impl Metrics {
         }
     }
 
-    /// Applies retention and checkpoints the log every minute until `stop`.
+    /// Moves closed chunks to disk, applies retention and checkpoints the log every
+    /// `maintain_every` until `stop`.
     pub async fn run_maintenance(self, mut stop: watch::Receiver<bool>) {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = tokio::time::sleep(self.maintain_every) => {}
                 _ = stop.changed() => return,
             }
             let db = self.db.clone();
             let now = chrono::Utc::now().timestamp_millis();
             match tokio::task::spawn_blocking(move || lock(&db).maintain(now)).await {
-                Ok(Ok(n)) if n > 0 => {
-                    tracing::info!(series = n, "Series past retention were dropped.")
+                Ok(Ok(m)) if m.dropped_series > 0 || m.dropped_segments > 0 => {
+                    tracing::info!(
+                        series = m.dropped_series,
+                        segments = m.dropped_segments,
+                        "Metrics past retention or the disk budget were dropped."
+                    )
                 }
                 Ok(Err(e)) => tracing::error!(error = %e, "Metrics maintenance failed."),
                 _ => {}
@@ -133,14 +146,14 @@ impl Metrics {
     pub fn query(&self, q: &str, t: i64) -> Result<Value, String> {
         let e = promql::parse(q)?;
         let db = lock(&self.db);
-        promql::Engine::new(db.head(), self.limits).eval(&e, t)
+        promql::Engine::new(&*db, self.limits).eval(&e, t)
     }
 
     /// A range query.
     pub fn query_range(&self, q: &str, start: i64, end: i64, step: i64) -> Result<Value, String> {
         let e = promql::parse(q)?;
         let db = lock(&self.db);
-        promql::eval_range(db.head(), &e, start, end, step, self.limits)
+        promql::eval_range(&*db, &e, start, end, step, self.limits)
     }
 
     /// Label sets of series matching any of the selectors in `[start, end]`.
@@ -154,7 +167,7 @@ impl Metrics {
         let mut out: Vec<Labels> = Vec::new();
         for s in selectors {
             let ms = selector_matchers(s)?;
-            for (l, _) in db.head().select(&ms, start, end) {
+            for (l, _) in crate::tsdb::Source::select(&*db, &ms, start, end) {
                 if !out.contains(&l) {
                     out.push(l);
                 }
@@ -171,10 +184,20 @@ impl Metrics {
         lock(&self.db).head().label_values(name)
     }
 
-    /// Series count and chunk bytes (for /metrics and the UI).
+    /// Series count and chunk bytes in memory (for /metrics and the UI).
     pub fn stats(&self) -> (usize, usize) {
         let db = lock(&self.db);
         (db.head().series_count(), db.head().chunk_bytes())
+    }
+
+    /// The segment ring: files, bytes, chunks indexed.
+    pub fn disk_stats(&self) -> (usize, u64, usize) {
+        let db = lock(&self.db);
+        (
+            db.ring().segment_count(),
+            db.ring().bytes(),
+            db.ring().chunk_count(),
+        )
     }
 }
 

@@ -67,11 +67,7 @@ pub async fn run(
     };
     let (metrics, ingest_queue) = crate::metrics::Metrics::open(
         &data_dir.join("tsdb"),
-        crate::tsdb::db::TsdbOptions {
-            max_series: config.tsdb.max_series,
-            retention_ms: config.tsdb.retention_days as i64 * 86_400_000,
-            checkpoint_bytes: config.tsdb.checkpoint_mib << 20,
-        },
+        config.tsdb.options(),
         crate::tsdb::promql::QueryLimits {
             max_samples: config.tsdb.max_samples_per_query,
         },
@@ -83,7 +79,9 @@ pub async fn run(
         )
     })?;
     let remote = crate::remote_write::RemoteWrite::new(config.remote_write.clone());
-    let metrics = metrics.with_remote(remote.clone());
+    let metrics = metrics
+        .with_remote(remote.clone())
+        .with_maintenance_every(std::time::Duration::from_secs(config.tsdb.flush_secs));
     let hosts = hosts.with_metrics(metrics.clone(), config.agent.metrics_secs);
     let scraper =
         crate::scrape::Scraper::new(store.clone(), metrics.clone(), config.scrape.clone())

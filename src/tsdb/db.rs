@@ -1,11 +1,15 @@
-//! The store on disk: the head in memory, made durable by the write-ahead log. `ingest`
-//! returns only after the batch is synced (the acknowledgement contract in ARCHITECTURE.md).
-//! When the log outgrows `checkpoint_bytes` it is rewritten as a checkpoint of the head
-//! (series plus their samples), so start-up replays at most about the head's size.
+//! The store on disk: the head in memory, made durable by the write-ahead log, and the ring
+//! of segment files that closed chunks move to. `ingest` returns only after the batch is
+//! synced (the acknowledgement contract in ARCHITECTURE.md). `maintain` (every minute, and
+//! from `ingest` when closed chunks pile up) closes the chunks of quiet series, writes the
+//! closed chunks to the ring (synced), applies retention, drops series left without data,
+//! and rewrites the log as a checkpoint of what is still only in memory (series plus the
+//! samples of open chunks), so start-up replays at most one open chunk per series.
 
 use std::path::Path;
 
-use super::head::{Head, HeadError, Labels};
+use super::head::{Head, HeadError, Labels, Matcher};
+use super::segment::Ring;
 use super::wal::{Record, Sample, Wal};
 
 /// Settings of the store.
@@ -16,6 +20,15 @@ pub struct TsdbOptions {
     pub retention_ms: i64,
     /// Rewrite the log as a checkpoint when it grows past this.
     pub checkpoint_bytes: u64,
+    /// Size of one segment file of the ring.
+    pub segment_bytes: u64,
+    /// The ring's disk budget: the oldest segments go when it is exceeded.
+    pub max_disk_bytes: u64,
+    /// Open chunks whose newest sample is older than this are closed (series gone quiet
+    /// leave memory).
+    pub idle_ms: i64,
+    /// Closed chunks in memory past this size are written to the ring at once.
+    pub flush_bytes: usize,
 }
 
 impl Default for TsdbOptions {
@@ -24,6 +37,10 @@ impl Default for TsdbOptions {
             max_series: 1_000_000,
             retention_ms: 15 * 24 * 3600 * 1000,
             checkpoint_bytes: 128 << 20,
+            segment_bytes: 64 << 20,
+            max_disk_bytes: 10 << 30,
+            idle_ms: 15 * 60 * 1000,
+            flush_bytes: 16 << 20,
         }
     }
 }
@@ -49,12 +66,24 @@ pub struct OpenReport {
     pub series: usize,
     pub samples: usize,
     pub truncated_bytes: u64,
+    pub segments: usize,
+    pub disk_chunks: usize,
+    pub segment_bytes_truncated: u64,
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Maintained {
+    pub flushed_chunks: usize,
+    pub dropped_segments: usize,
+    pub dropped_series: usize,
 }
 
 /// The time-series store.
 pub struct Tsdb {
     head: Head,
     wal: Wal,
+    ring: Ring,
     opts: TsdbOptions,
 }
 
@@ -62,16 +91,30 @@ impl Tsdb {
     /// Opens the store in `dir`, replaying the log.
     pub fn open(dir: &Path, opts: TsdbOptions) -> std::io::Result<(Tsdb, OpenReport)> {
         std::fs::create_dir_all(dir)?;
+        let (ring, ring_report) = Ring::open(
+            &dir.join("segments"),
+            opts.segment_bytes,
+            opts.max_disk_bytes,
+        )?;
+        let on_disk = ring.max_times();
         let (wal, replay) = Wal::open(&dir.join("wal"))?;
         let mut head = Head::new(opts.max_series);
         let mut report = OpenReport {
             truncated_bytes: replay.truncated,
+            segments: ring_report.segments,
+            disk_chunks: ring_report.chunks,
+            segment_bytes_truncated: ring_report.truncated,
             ..Default::default()
         };
         for r in replay.records {
             match r {
                 Record::Series { id, labels } => {
                     head.restore_series(id, labels);
+                    // Samples already in the ring (a crash between a flush and the checkpoint
+                    // that follows it) are skipped as duplicates.
+                    if let Some(t) = on_disk.get(&id) {
+                        head.set_last(id, *t);
+                    }
                     report.series += 1;
                 }
                 Record::Samples(batch) => {
@@ -84,11 +127,23 @@ impl Tsdb {
                 }
             }
         }
-        Ok((Tsdb { head, wal, opts }, report))
+        Ok((
+            Tsdb {
+                head,
+                wal,
+                ring,
+                opts,
+            },
+            report,
+        ))
     }
 
     pub fn head(&self) -> &Head {
         &self.head
+    }
+
+    pub fn ring(&self) -> &Ring {
+        &self.ring
     }
 
     /// Adds samples; durable when this returns Ok. Refused samples are reported, not fatal.
@@ -129,34 +184,72 @@ impl Tsdb {
         if !records.is_empty() {
             self.wal.append_records(&records)?;
         }
+        if self.head.closed_bytes() > self.opts.flush_bytes {
+            self.flush()?;
+        }
         Ok(out)
     }
 
-    /// Applies retention relative to `now_ms` and checkpoints a grown log.
-    pub fn maintain(&mut self, now_ms: i64) -> std::io::Result<usize> {
-        let dropped = self.head.drop_before(now_ms - self.opts.retention_ms);
-        if self.wal.size() > self.opts.checkpoint_bytes
-            || dropped > 0 && self.wal.size() > self.opts.checkpoint_bytes / 4
-        {
-            let mut records = Vec::new();
-            for (id, labels, samples) in self.head.dump() {
-                records.push(Record::Series { id, labels });
-                for chunk in samples.chunks(4096) {
-                    records.push(Record::Samples(
-                        chunk
-                            .iter()
-                            .map(|(t, v)| Sample {
-                                series: id,
-                                t: *t,
-                                v: *v,
-                            })
-                            .collect(),
-                    ));
-                }
-            }
-            self.wal.rewrite(&records)?;
+    /// Writes the head's closed chunks to the ring and checkpoints the log. On a write
+    /// error the chunks stay in memory (and in the log) for the next try.
+    fn flush(&mut self) -> std::io::Result<(usize, usize)> {
+        let chunks = self.head.take_closed();
+        let n = chunks.len();
+        if n == 0 {
+            return Ok((0, 0));
         }
-        Ok(dropped)
+        let keep: Vec<_> = chunks.clone();
+        let dropped = match self.ring.write(&chunks) {
+            Ok(d) => d,
+            Err(e) => {
+                self.head.restore_closed(keep);
+                return Err(e);
+            }
+        };
+        self.checkpoint()?;
+        Ok((n, dropped))
+    }
+
+    /// Rewrites the log as what is only in memory: every series, and their samples in
+    /// memory (open chunks, and closed ones not yet in the ring).
+    fn checkpoint(&mut self) -> std::io::Result<()> {
+        let mut records = Vec::new();
+        for (id, labels, samples) in self.head.dump() {
+            records.push(Record::Series { id, labels });
+            for chunk in samples.chunks(4096) {
+                records.push(Record::Samples(
+                    chunk
+                        .iter()
+                        .map(|(t, v)| Sample {
+                            series: id,
+                            t: *t,
+                            v: *v,
+                        })
+                        .collect(),
+                ));
+            }
+        }
+        self.wal.rewrite(&records)
+    }
+
+    /// Closes quiet series' chunks, moves closed chunks to the ring, applies retention
+    /// relative to `now_ms`, drops series left without data, and checkpoints the log.
+    pub fn maintain(&mut self, now_ms: i64) -> std::io::Result<Maintained> {
+        let mut m = Maintained::default();
+        self.head.close_idle(now_ms - self.opts.idle_ms);
+        let cut = now_ms - self.opts.retention_ms;
+        let (flushed, dropped) = self.flush()?;
+        m.flushed_chunks = flushed;
+        m.dropped_segments = dropped + self.ring.drop_before(cut)?;
+        let ring = &self.ring;
+        m.dropped_series = self.head.drop_before(cut, |id| ring.has(id));
+        if m.dropped_series > 0
+            || m.dropped_segments > 0
+            || self.wal.size() > self.opts.checkpoint_bytes
+        {
+            self.checkpoint()?;
+        }
+        Ok(m)
     }
 
     /// Bytes in the write-ahead log.
@@ -165,9 +258,29 @@ impl Tsdb {
     }
 }
 
+impl super::Source for Tsdb {
+    /// Samples from the ring (older) then the head (newer): the two never overlap in time,
+    /// because chunks reach the ring only once closed.
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        let mut out = Vec::new();
+        for id in self.head.select_ids(matchers) {
+            let mut samples = Vec::new();
+            self.ring.read(id, mint, maxt, &mut samples);
+            self.head.samples_into(id, mint, maxt, &mut samples);
+            if !samples.is_empty()
+                && let Some(l) = self.head.labels_of(id)
+            {
+                out.push((l.clone(), samples));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tsdb::Source;
     use crate::tsdb::head::Matcher;
 
     fn l(name: &str, inst: &str) -> Labels {
@@ -238,12 +351,116 @@ mod tests {
         }
         let (db, rep) = Tsdb::open(d.path(), opts).unwrap();
         assert_eq!(rep.series, 3);
-        assert_eq!(rep.samples, 401);
-        let got = db
-            .head()
-            .select(&[Matcher::eq("instance", "b")], 0, i64::MAX);
+        // Closed chunks went to the ring; the log holds only the open chunks.
+        assert_eq!(rep.disk_chunks, 2);
+        assert_eq!(rep.samples, 2 * 80 + 1);
+        let got = Source::select(&db, &[Matcher::eq("instance", "b")], 0, i64::MAX);
         assert_eq!(got[0].1.len(), 200);
         assert_eq!(got[0].1[199], (199_000, 199.0));
+        assert!(got[0].1.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    fn count(db: &Tsdb, name: &str) -> Vec<(i64, f64)> {
+        let mut got = Source::select(db, &[Matcher::eq("__name__", name)], i64::MIN, i64::MAX);
+        got.pop().map(|(_, v)| v).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_crash_between_flush_and_checkpoint_replays_no_duplicates() {
+        let d = tempfile::tempdir().unwrap();
+        let opts = TsdbOptions {
+            segment_bytes: 4096,
+            ..Default::default()
+        };
+        let wal = d.path().join("wal");
+        let saved = d.path().join("wal.before");
+        {
+            let (mut db, _) = Tsdb::open(d.path(), opts.clone()).unwrap();
+            for t in 0..1000 {
+                db.ingest(&[Ingest {
+                    labels: l("m", "a"),
+                    t: t * 1000,
+                    v: t as f64,
+                }])
+                .unwrap();
+            }
+            // The log as it was before the flush: a crash before the checkpoint leaves it.
+            std::fs::copy(&wal, &saved).unwrap();
+            let m = db.maintain(1_000_000).unwrap();
+            assert_eq!(m.flushed_chunks, 8);
+            // Ingesting refuses what the ring already has.
+            let r = db
+                .ingest(&[Ingest {
+                    labels: l("m", "a"),
+                    t: 5_000,
+                    v: 0.0,
+                }])
+                .unwrap();
+            assert_eq!(r.accepted, 0);
+        }
+        std::fs::rename(&saved, &wal).unwrap();
+        let (db, rep) = Tsdb::open(d.path(), opts.clone()).unwrap();
+        assert_eq!(rep.disk_chunks, 8);
+        let got = count(&db, "m");
+        assert_eq!(got.len(), 1000, "each sample exactly once");
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn quiet_series_leave_memory_and_the_disk_budget_holds() {
+        let d = tempfile::tempdir().unwrap();
+        let opts = TsdbOptions {
+            segment_bytes: 4096,
+            max_disk_bytes: 16_384,
+            idle_ms: 60_000,
+            retention_ms: i64::MAX / 4,
+            ..Default::default()
+        };
+        let (mut db, _) = Tsdb::open(d.path(), opts).unwrap();
+        for t in 0..10 {
+            db.ingest(&[Ingest {
+                labels: l("quiet", "a"),
+                t: t * 1000,
+                v: 1.0,
+            }])
+            .unwrap();
+        }
+        db.maintain(1_000_000).unwrap();
+        assert_eq!(
+            db.head().chunk_bytes(),
+            0,
+            "the idle open chunk left memory"
+        );
+        assert_eq!(count(&db, "quiet").len(), 10, "and is read from disk");
+        // Far more data than the budget: the oldest segments go, the newest stay.
+        for b in 0..200 {
+            let batch: Vec<Ingest> = (b * 100..(b + 1) * 100)
+                .map(|t| Ingest {
+                    labels: l("busy", "a"),
+                    t: 2_000_000 + t * 1000,
+                    v: (t % 7) as f64 * 1.37,
+                })
+                .collect();
+            db.ingest(&batch).unwrap();
+            if b % 10 == 0 {
+                db.maintain(2_000_000 + b * 100_000).unwrap();
+            }
+        }
+        db.maintain(30_000_000).unwrap();
+        assert!(
+            db.ring().bytes() <= 16_384 + 4096 + 4096,
+            "{}",
+            db.ring().bytes()
+        );
+        let busy = count(&db, "busy");
+        assert_eq!(busy.last().unwrap().0, 2_000_000 + 19_999 * 1000);
+        assert!(busy.len() < 20_000);
+        assert!(count(&db, "quiet").is_empty(), "its segment was recycled");
+        assert_eq!(
+            db.head().label_values("__name__"),
+            vec!["busy"],
+            "and its series left"
+        );
     }
 
     #[test]
@@ -270,7 +487,7 @@ mod tests {
                 v: 1.0,
             }])
             .unwrap();
-            assert_eq!(db.maintain(5_000_000).unwrap(), 1);
+            assert_eq!(db.maintain(5_000_000).unwrap().dropped_series, 1);
         }
         let (db, rep) = Tsdb::open(d.path(), opts).unwrap();
         assert_eq!(rep.series, 1, "the dropped series is not replayed");

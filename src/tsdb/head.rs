@@ -85,10 +85,16 @@ struct Closed {
 
 struct Series {
     labels: Labels,
+    /// Closed chunks not yet written to a segment.
     closed: Vec<Closed>,
     open: ChunkWriter,
     open_min_t: i64,
+    /// The newest sample ever accepted (in memory or on disk): appends must follow it.
+    last_t: Option<i64>,
 }
+
+/// A closed chunk leaving the head for the segment ring: series, min_t, max_t, bytes.
+pub type FlushChunk = (u64, i64, i64, Vec<u8>);
 
 /// The head: every live series.
 #[derive(Default)]
@@ -149,6 +155,7 @@ impl Head {
                 closed: Vec::new(),
                 open: ChunkWriter::new(),
                 open_min_t: 0,
+                last_t: None,
             },
         );
     }
@@ -187,39 +194,132 @@ impl Head {
             .series
             .get_mut(&id)
             .ok_or(HeadError::UnknownSeries(id))?;
-        if s.open.len() >= CHUNK_SAMPLES {
-            let last = s.open.last_timestamp().unwrap_or(t);
-            if t <= last {
-                return Err(if t == last {
-                    AppendError::Duplicate { t }
-                } else {
-                    AppendError::OutOfOrder { t, last }
-                }
-                .into());
+        if let Some(last) = s.last_t
+            && t <= last
+        {
+            return Err(if t == last {
+                AppendError::Duplicate { t }
+            } else {
+                AppendError::OutOfOrder { t, last }
             }
-            let full = std::mem::take(&mut s.open);
-            s.closed.push(Closed {
-                min_t: s.open_min_t,
-                max_t: last,
-                bytes: full.bytes(),
-            });
+            .into());
+        }
+        if s.open.len() >= CHUNK_SAMPLES {
+            Self::close_open(s);
         }
         if s.open.is_empty() {
-            // The first sample of a chunk must still follow the previous chunk.
-            if let Some(c) = s.closed.last()
-                && t <= c.max_t
-            {
-                return Err(if t == c.max_t {
-                    AppendError::Duplicate { t }
-                } else {
-                    AppendError::OutOfOrder { t, last: c.max_t }
-                }
-                .into());
-            }
             s.open_min_t = t;
         }
         s.open.push(t, v)?;
+        s.last_t = Some(t);
         Ok(())
+    }
+
+    fn close_open(s: &mut Series) {
+        let Some(last) = s.open.last_timestamp() else {
+            return;
+        };
+        let full = std::mem::take(&mut s.open);
+        s.closed.push(Closed {
+            min_t: s.open_min_t,
+            max_t: last,
+            bytes: full.bytes(),
+        });
+    }
+
+    /// Sets the newest time a series already has on disk (start-up): older or equal samples
+    /// replayed from the log are then refused as duplicates.
+    pub fn set_last(&mut self, id: u64, t: i64) {
+        if let Some(s) = self.series.get_mut(&id) {
+            s.last_t = Some(s.last_t.map_or(t, |l| l.max(t)));
+        }
+    }
+
+    /// Closes the open chunks whose newest sample is older than `t` (series gone quiet), so
+    /// they can leave memory. Returns how many were closed.
+    pub fn close_idle(&mut self, t: i64) -> usize {
+        let mut n = 0;
+        for s in self.series.values_mut() {
+            if s.open.last_timestamp().is_some_and(|l| l < t) {
+                Self::close_open(s);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Takes every closed chunk out of the head (to be written to the segment ring).
+    pub fn take_closed(&mut self) -> Vec<FlushChunk> {
+        let mut out = Vec::new();
+        let mut ids: Vec<u64> = self
+            .series
+            .iter()
+            .filter(|(_, s)| !s.closed.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(s) = self.series.get_mut(&id) {
+                for c in std::mem::take(&mut s.closed) {
+                    out.push((id, c.min_t, c.max_t, c.bytes));
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts chunks back that could not be written (they stay in memory and in the log).
+    pub fn restore_closed(&mut self, chunks: Vec<FlushChunk>) {
+        for (id, min_t, max_t, bytes) in chunks {
+            if let Some(s) = self.series.get_mut(&id) {
+                s.closed.push(Closed {
+                    min_t,
+                    max_t,
+                    bytes,
+                });
+                s.closed.sort_by_key(|c| c.min_t);
+            }
+        }
+    }
+
+    /// Bytes of closed chunks waiting for the ring.
+    pub fn closed_bytes(&self) -> usize {
+        self.series
+            .values()
+            .flat_map(|s| s.closed.iter())
+            .map(|c| c.bytes.len())
+            .sum()
+    }
+
+    /// Series holding no samples in memory.
+    pub fn empty_series(&self) -> Vec<u64> {
+        self.series
+            .iter()
+            .filter(|(_, s)| s.closed.is_empty() && s.open.is_empty())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Samples of one series held in memory in `[mint, maxt]`, appended to `out`.
+    pub fn samples_into(&self, id: u64, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
+        let Some(s) = self.series.get(&id) else {
+            return;
+        };
+        for c in s
+            .closed
+            .iter()
+            .filter(|c| c.max_t >= mint && c.min_t <= maxt)
+        {
+            out.extend(ChunkIter::new(&c.bytes).filter(|(t, _)| (mint..=maxt).contains(t)));
+        }
+        if !s.open.is_empty() && s.open_min_t <= maxt {
+            out.extend(ChunkIter::new(&s.open.bytes()).filter(|(t, _)| (mint..=maxt).contains(t)));
+        }
+    }
+
+    /// The labels of a series.
+    pub fn labels_of(&self, id: u64) -> Option<&Labels> {
+        self.series.get(&id).map(|s| &s.labels)
     }
 
     /// Ids of the series matching every matcher (PromQL semantics: a matcher that matches
@@ -268,7 +368,7 @@ impl Head {
             .collect()
     }
 
-    /// Matching series with their samples in `[mint, maxt]`, by series id.
+    /// Matching series with their samples in memory in `[mint, maxt]`, by series id.
     pub fn select(
         &self,
         matchers: &[Matcher],
@@ -278,23 +378,9 @@ impl Head {
         self.select_ids(matchers)
             .into_iter()
             .map(|id| {
-                let s = &self.series[&id];
                 let mut samples = Vec::new();
-                for c in s
-                    .closed
-                    .iter()
-                    .filter(|c| c.max_t >= mint && c.min_t <= maxt)
-                {
-                    samples.extend(
-                        ChunkIter::new(&c.bytes).filter(|(t, _)| (mint..=maxt).contains(t)),
-                    );
-                }
-                if !s.open.is_empty() && s.open_min_t <= maxt {
-                    samples.extend(
-                        ChunkIter::new(&s.open.bytes()).filter(|(t, _)| (mint..=maxt).contains(t)),
-                    );
-                }
-                (s.labels.clone(), samples)
+                self.samples_into(id, mint, maxt, &mut samples);
+                (self.series[&id].labels.clone(), samples)
             })
             .filter(|(_, v)| !v.is_empty())
             .collect()
@@ -313,13 +399,17 @@ impl Head {
             .unwrap_or_default()
     }
 
-    /// Drops chunks that end before `t`, and series left without samples.
-    pub fn drop_before(&mut self, t: i64) -> usize {
+    /// Drops chunks in memory whose samples are all older than `t`, and series left without
+    /// samples in memory for which `keep` is false (no data on disk either). Returns how many
+    /// series were dropped.
+    pub fn drop_before(&mut self, t: i64, keep: impl Fn(u64) -> bool) -> usize {
         let mut gone = Vec::new();
         for (id, s) in self.series.iter_mut() {
             s.closed.retain(|c| c.max_t >= t);
-            let open_stale = s.open.last_timestamp().is_none_or(|l| l < t);
-            if s.closed.is_empty() && open_stale {
+            if s.open.last_timestamp().is_some_and(|l| l < t) {
+                s.open = ChunkWriter::new();
+            }
+            if s.closed.is_empty() && s.open.is_empty() && !keep(*id) {
                 gone.push(*id);
             }
         }
@@ -348,7 +438,10 @@ impl Head {
     pub fn chunk_bytes(&self) -> usize {
         self.series
             .values()
-            .map(|s| s.closed.iter().map(|c| c.bytes.len()).sum::<usize>() + s.open.size())
+            .map(|s| {
+                let open = if s.open.is_empty() { 0 } else { s.open.size() };
+                s.closed.iter().map(|c| c.bytes.len()).sum::<usize>() + open
+            })
             .sum()
     }
 }
@@ -498,12 +591,12 @@ mod tests {
     #[test]
     fn retention_drops_chunks_and_empty_series() {
         let mut h = head();
-        let gone_series = h.drop_before(15_000 * 1000);
+        let gone_series = h.drop_before(15_000 * 1000, |_| false);
         assert_eq!(gone_series, 4);
         assert_eq!(h.series_count(), 0);
         assert!(h.label_names().is_empty(), "the index forgets them too");
         let mut h = head();
-        h.drop_before(15_000 * 200);
+        h.drop_before(15_000 * 200, |_| false);
         let (_, s) = h
             .select(&[Matcher::eq("instance", "c:9090")], 0, i64::MAX)
             .remove(0);

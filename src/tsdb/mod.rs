@@ -11,6 +11,7 @@ pub mod db;
 pub mod exposition;
 pub mod head;
 pub mod promql;
+pub mod segment;
 pub mod wal;
 
 /// Where a query reads samples from: the head today, the head plus on-disk segments and

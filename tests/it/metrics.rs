@@ -705,3 +705,72 @@ fn remote_write_reaches_a_real_victoria_metrics() {
     );
     assert!(items[1]["queued_samples"].as_u64().unwrap() >= 10, "{st}");
 }
+
+#[test]
+fn closed_chunks_move_to_segments_and_survive_a_crash() {
+    let env = [
+        ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("OMP_TSDB__FLUSH_SECS", "1"),
+        ("OMP_TSDB__SEGMENT_MIB", "1"),
+        ("OMP_TSDB__MAX_DISK_MIB", "64"),
+    ];
+    let s = TestServer::start_with(&env, None);
+    let admin = s.admin();
+    // 20 series × 6 h at 15 s, ending ten minutes ago.
+    let end = chrono::Utc::now().timestamp() - 600;
+    let start = end - 6 * 3600 + 15;
+    let mut text = String::new();
+    for i in 0..20 {
+        for (k, t) in (start..=end).step_by(15).enumerate() {
+            text.push_str(&format!(
+                "seg_test_total{{i=\"{i}\"}} {} {t}\n",
+                k as f64 * 0.25 + i as f64
+            ));
+        }
+    }
+    text.push_str("# EOF\n");
+    let a = admin.send_raw(
+        "POST",
+        "/api/v1/metrics/import",
+        text.into_bytes(),
+        &[("content-type", "application/openmetrics-text")],
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["accepted"], 20 * 1440, "{}", a.text);
+    let segs = s.data_dir().join("tsdb/segments");
+    let seg_bytes = || -> u64 {
+        std::fs::read_dir(&segs)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                    .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    eventually(30, || (seg_bytes() > 10_000).then_some(())).expect("chunks reached the segments");
+    let total = "sum(count_over_time(seg_test_total[7h]))";
+    let n = |c: &Client| q(c, total)["data"]["result"][0]["value"][1].clone();
+    assert_eq!(n(&admin), "28800");
+    let wal = std::fs::metadata(s.data_dir().join("tsdb/wal"))
+        .unwrap()
+        .len();
+    // The checkpointed log holds only the open chunks (at most 120 samples a series).
+    assert!(wal < 20 * 120 * 16 + 4096, "log {wal} bytes");
+    let on_disk = seg_bytes();
+    assert!(
+        (on_disk as f64) < 28_800.0 * 2.0,
+        "{on_disk} bytes on disk for 28,800 samples"
+    );
+
+    // kill -9 and restart: the ring and the log together give every sample back, once.
+    let dir = s.crash();
+    let s = TestServer::start_with(&env, Some(dir));
+    let admin = s.admin();
+    assert_eq!(n(&admin), "28800");
+    let r = q(&admin, "max_over_time(seg_test_total{i=\"3\"}[1h])");
+    assert_eq!(
+        r["data"]["result"][0]["value"][1],
+        format!("{}", 1439.0 * 0.25 + 3.0)
+    );
+}

@@ -1,0 +1,609 @@
+//! The ring of segment files: closed Gorilla chunks leave the head for append-only segment
+//! files of a fixed maximum size (`segment_bytes`); the oldest segment is deleted when the
+//! ring outgrows `max_bytes` or when all its samples are past retention. The newest segment
+//! is the active one; a full one is sealed (synced, and its chunk index written beside it as
+//! `NNNNNNNNNNNN.idx`, so start-up reads indexes, not data).
+//!
+//! Segment file: magic `OMPSEG1\n`, then records `len: u32 LE ‖ crc: u32 LE (CRC-32 of the
+//! payload) ‖ payload`, payload = `series` (LEB128) ‖ `min_t` (zig-zag LEB128) ‖
+//! `max_t - min_t` (LEB128) ‖ the chunk's bytes. A torn tail of the active segment (a crash
+//! during a flush) is cut on open; the head's write-ahead log still holds those samples.
+//! Index file: magic `OMPIDX1\n`, a LEB128 count, per chunk `series`, `min_t` (zig-zag),
+//! `max_t - min_t`, `offset`, `len` (all LEB128), then the CRC-32 of everything before it.
+//!
+//! In memory each chunk costs one `DiskChunk` (32 bytes) in a per-series list; the chunk's
+//! bytes stay on disk and are read with `pread` when a query needs them.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::chunk::ChunkIter;
+
+const SEG_MAGIC: &[u8; 8] = b"OMPSEG1\n";
+const IDX_MAGIC: &[u8; 8] = b"OMPIDX1\n";
+/// A damaged length must not make the reader allocate gigabytes.
+const MAX_RECORD: u32 = 16 * 1024 * 1024;
+
+/// Where one chunk lives on disk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskChunk {
+    pub segment: u64,
+    pub min_t: i64,
+    pub max_t: i64,
+    /// Offset of the chunk's bytes (not the record) in the segment file.
+    pub offset: u32,
+    pub len: u32,
+}
+
+struct Segment {
+    seq: u64,
+    file: File,
+    size: u64,
+    min_t: i64,
+    max_t: i64,
+    /// Chunks in write order (for the index file when sealed).
+    chunks: Vec<(u64, DiskChunk)>,
+}
+
+impl Segment {
+    fn is_empty(&self) -> bool {
+        self.max_t == i64::MIN
+    }
+}
+
+/// What opening the ring found.
+#[derive(Debug, Default, PartialEq)]
+pub struct RingReport {
+    pub segments: usize,
+    pub chunks: usize,
+    pub bytes: u64,
+    /// Bytes cut off the active segment's torn tail.
+    pub truncated: u64,
+    /// Sealed segments whose index was missing or damaged and was rebuilt by a scan.
+    pub rebuilt_indexes: usize,
+}
+
+/// The ring.
+pub struct Ring {
+    dir: PathBuf,
+    segments: VecDeque<Segment>,
+    by_series: HashMap<u64, Vec<DiskChunk>>,
+    segment_bytes: u64,
+    max_bytes: u64,
+    next_seq: u64,
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= ((byte & 0x7f) as u64) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn seg_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:012}.seg"))
+}
+
+fn idx_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:012}.idx"))
+}
+
+/// Decodes the records of a segment file's bytes; returns the chunks and the length of the
+/// good prefix (a torn or corrupt tail ends the scan).
+fn scan(seq: u64, bytes: &[u8]) -> (Vec<(u64, DiskChunk)>, usize) {
+    let mut out = Vec::new();
+    if bytes.len() < 8 || &bytes[..8] != SEG_MAGIC {
+        return (out, 0);
+    }
+    let mut pos = 8;
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or_default());
+        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap_or_default());
+        let start = pos + 8;
+        let end = start + len as usize;
+        if len > MAX_RECORD || end > bytes.len() || crc32fast::hash(&bytes[start..end]) != crc {
+            break;
+        }
+        let p = &bytes[start..end];
+        let mut i = 0;
+        let parsed = (|| {
+            let series = get_uvarint(p, &mut i)?;
+            let min_t = unzigzag(get_uvarint(p, &mut i)?);
+            let max_t = min_t.checked_add(get_uvarint(p, &mut i)? as i64)?;
+            Some((series, min_t, max_t))
+        })();
+        let Some((series, min_t, max_t)) = parsed else {
+            break;
+        };
+        out.push((
+            series,
+            DiskChunk {
+                segment: seq,
+                min_t,
+                max_t,
+                offset: (start + i) as u32,
+                len: (len as usize - i) as u32,
+            },
+        ));
+        pos = end;
+    }
+    (out, pos)
+}
+
+fn encode_index(chunks: &[(u64, DiskChunk)]) -> Vec<u8> {
+    let mut b = IDX_MAGIC.to_vec();
+    put_uvarint(&mut b, chunks.len() as u64);
+    for (s, c) in chunks {
+        put_uvarint(&mut b, *s);
+        put_uvarint(&mut b, zigzag(c.min_t));
+        put_uvarint(&mut b, (c.max_t - c.min_t) as u64);
+        put_uvarint(&mut b, c.offset as u64);
+        put_uvarint(&mut b, c.len as u64);
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn decode_index(seq: u64, b: &[u8]) -> Option<Vec<(u64, DiskChunk)>> {
+    if b.len() < 12 || &b[..8] != IDX_MAGIC {
+        return None;
+    }
+    let (body, crc) = b.split_at(b.len() - 4);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+        return None;
+    }
+    let mut i = 8;
+    let n = get_uvarint(body, &mut i)? as usize;
+    let mut out = Vec::with_capacity(n.min(body.len()));
+    for _ in 0..n {
+        let s = get_uvarint(body, &mut i)?;
+        let min_t = unzigzag(get_uvarint(body, &mut i)?);
+        let max_t = min_t.checked_add(get_uvarint(body, &mut i)? as i64)?;
+        let offset = u32::try_from(get_uvarint(body, &mut i)?).ok()?;
+        let len = u32::try_from(get_uvarint(body, &mut i)?).ok()?;
+        out.push((
+            s,
+            DiskChunk {
+                segment: seq,
+                min_t,
+                max_t,
+                offset,
+                len,
+            },
+        ));
+    }
+    (i == body.len()).then_some(out)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Ring {
+    /// Opens (creating) the ring in `dir`: sealed segments through their index files (a
+    /// missing or damaged index is rebuilt by scanning), the active one by a scan that cuts
+    /// a torn tail.
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        max_bytes: u64,
+    ) -> std::io::Result<(Ring, RingReport)> {
+        std::fs::create_dir_all(dir)?;
+        let mut seqs: Vec<u64> = std::fs::read_dir(dir)?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        seqs.sort_unstable();
+        let mut ring = Ring {
+            dir: dir.to_path_buf(),
+            segments: VecDeque::new(),
+            by_series: HashMap::new(),
+            segment_bytes: segment_bytes.max(4096),
+            max_bytes: max_bytes.max(segment_bytes),
+            next_seq: seqs.last().map_or(1, |s| s + 1),
+        };
+        let mut report = RingReport::default();
+        let last = seqs.last().copied();
+        for seq in seqs {
+            let path = seg_path(dir, seq);
+            let file = OpenOptions::new().read(true).append(true).open(&path)?;
+            let size = file.metadata()?.len();
+            let active = Some(seq) == last;
+            let indexed = if active {
+                None
+            } else {
+                std::fs::read(idx_path(dir, seq))
+                    .ok()
+                    .and_then(|b| decode_index(seq, &b))
+            };
+            let chunks = match indexed {
+                Some(c) => c,
+                None => {
+                    let bytes = std::fs::read(&path)?;
+                    let (chunks, good) = scan(seq, &bytes);
+                    if active {
+                        if good < bytes.len() {
+                            report.truncated += (bytes.len() - good) as u64;
+                            if good == 0 {
+                                file.set_len(0)?;
+                                (&file).write_all(SEG_MAGIC)?;
+                            } else {
+                                file.set_len(good as u64)?;
+                            }
+                            file.sync_all()?;
+                        }
+                    } else {
+                        report.rebuilt_indexes += 1;
+                        std::fs::write(idx_path(dir, seq), encode_index(&chunks))?;
+                    }
+                    chunks
+                }
+            };
+            let size = if active { file.metadata()?.len() } else { size };
+            let mut seg = Segment {
+                seq,
+                file,
+                size,
+                min_t: i64::MAX,
+                max_t: i64::MIN,
+                chunks: Vec::new(),
+            };
+            for (s, c) in &chunks {
+                seg.min_t = seg.min_t.min(c.min_t);
+                seg.max_t = seg.max_t.max(c.max_t);
+                ring.by_series.entry(*s).or_default().push(*c);
+            }
+            report.chunks += chunks.len();
+            if active {
+                seg.chunks = chunks;
+            }
+            report.bytes += seg.size;
+            ring.segments.push_back(seg);
+        }
+        report.segments = ring.segments.len();
+        // Chunks of one series are written in time order, but be safe after odd recoveries.
+        for v in ring.by_series.values_mut() {
+            v.sort_by_key(|c| (c.min_t, c.segment));
+        }
+        Ok((ring, report))
+    }
+
+    /// Appends closed chunks `(series, min_t, max_t, bytes)` and syncs them; the oldest
+    /// segments are deleted if the ring grows past `max_bytes`. Returns the deleted count.
+    pub fn write(&mut self, chunks: &[(u64, i64, i64, Vec<u8>)]) -> std::io::Result<usize> {
+        if chunks.is_empty() {
+            return Ok(0);
+        }
+        let mut buf = Vec::new();
+        let mut placed = Vec::new();
+        for (series, min_t, max_t, bytes) in chunks {
+            if self
+                .segments
+                .back()
+                .is_none_or(|s| s.size + buf.len() as u64 >= self.segment_bytes)
+            {
+                self.flush_buf(&mut buf, &mut placed)?;
+                self.roll()?;
+            }
+            let base = self.segments.back().map_or(0, |s| s.size) + buf.len() as u64;
+            let mut p = Vec::with_capacity(bytes.len() + 24);
+            put_uvarint(&mut p, *series);
+            put_uvarint(&mut p, zigzag(*min_t));
+            put_uvarint(&mut p, (*max_t - *min_t) as u64);
+            let head = p.len();
+            p.extend_from_slice(bytes);
+            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
+            buf.extend_from_slice(&p);
+            placed.push((
+                *series,
+                DiskChunk {
+                    segment: 0,
+                    min_t: *min_t,
+                    max_t: *max_t,
+                    offset: (base + 8 + head as u64) as u32,
+                    len: bytes.len() as u32,
+                },
+            ));
+        }
+        self.flush_buf(&mut buf, &mut placed)?;
+        self.enforce_bytes()
+    }
+
+    /// Writes `buf` to the active segment, syncs, and indexes `placed`.
+    fn flush_buf(
+        &mut self,
+        buf: &mut Vec<u8>,
+        placed: &mut Vec<(u64, DiskChunk)>,
+    ) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let seg = self
+            .segments
+            .back_mut()
+            .ok_or_else(|| std::io::Error::other("no active segment"))?;
+        if let Err(e) = (&seg.file)
+            .write_all(buf)
+            .and_then(|_| seg.file.sync_data())
+        {
+            // A partial write (full disk) must not stay in front of later records.
+            let _ = seg.file.set_len(seg.size);
+            return Err(e);
+        }
+        seg.size += buf.len() as u64;
+        for (s, mut c) in placed.drain(..) {
+            c.segment = seg.seq;
+            seg.min_t = seg.min_t.min(c.min_t);
+            seg.max_t = seg.max_t.max(c.max_t);
+            seg.chunks.push((s, c));
+            self.by_series.entry(s).or_default().push(c);
+        }
+        buf.clear();
+        Ok(())
+    }
+
+    /// Seals the active segment (index file) and starts a new one.
+    fn roll(&mut self) -> std::io::Result<()> {
+        if let Some(seg) = self.segments.back_mut() {
+            let idx = encode_index(&seg.chunks);
+            let tmp = idx_path(&self.dir, seg.seq).with_extension("idx.tmp");
+            std::fs::write(&tmp, idx)?;
+            File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, idx_path(&self.dir, seg.seq))?;
+            seg.chunks = Vec::new();
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let path = seg_path(&self.dir, seq);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&path)?;
+        file.write_all(SEG_MAGIC)?;
+        file.sync_all()?;
+        sync_dir(&self.dir)?;
+        self.segments.push_back(Segment {
+            seq,
+            file,
+            size: SEG_MAGIC.len() as u64,
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+            chunks: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn enforce_bytes(&mut self) -> std::io::Result<usize> {
+        let mut n = 0;
+        while self.bytes() > self.max_bytes && self.segments.len() > 1 {
+            self.drop_oldest()?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn drop_oldest(&mut self) -> std::io::Result<()> {
+        let Some(seg) = self.segments.pop_front() else {
+            return Ok(());
+        };
+        self.by_series.retain(|_, v| {
+            v.retain(|c| c.segment != seg.seq);
+            !v.is_empty()
+        });
+        let _ = std::fs::remove_file(idx_path(&self.dir, seg.seq));
+        std::fs::remove_file(seg_path(&self.dir, seg.seq))?;
+        Ok(())
+    }
+
+    /// Deletes segments whose every sample is older than `t` (an active one is sealed
+    /// first, a new one takes its place). Returns how many.
+    pub fn drop_before(&mut self, t: i64) -> std::io::Result<usize> {
+        let mut n = 0;
+        while self
+            .segments
+            .front()
+            .is_some_and(|s| !s.is_empty() && s.max_t < t)
+        {
+            if self.segments.len() == 1 {
+                self.roll()?;
+            }
+            self.drop_oldest()?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Samples of `series` in `[mint, maxt]` from disk, in time order.
+    pub fn read(&self, series: u64, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
+        let Some(chunks) = self.by_series.get(&series) else {
+            return;
+        };
+        let mut buf = Vec::new();
+        for c in chunks.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt) {
+            let Some(seg) = self.segments.iter().find(|s| s.seq == c.segment) else {
+                continue;
+            };
+            buf.resize(c.len as usize, 0);
+            if seg.file.read_exact_at(&mut buf, c.offset as u64).is_err() {
+                tracing::error!(segment = c.segment, "A metrics segment could not be read.");
+                continue;
+            }
+            out.extend(ChunkIter::new(&buf).filter(|(t, _)| (mint..=maxt).contains(t)));
+        }
+    }
+
+    /// The newest sample time on disk of each series.
+    pub fn max_times(&self) -> HashMap<u64, i64> {
+        self.by_series
+            .iter()
+            .filter_map(|(s, v)| Some((*s, v.iter().map(|c| c.max_t).max()?)))
+            .collect()
+    }
+
+    /// True when `series` has chunks on disk.
+    pub fn has(&self, series: u64) -> bool {
+        self.by_series.contains_key(&series)
+    }
+
+    /// Bytes of every segment file.
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Chunks indexed in memory.
+    pub fn chunk_count(&self) -> usize {
+        self.by_series.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsdb::chunk::ChunkWriter;
+
+    fn chunk(series: u64, from: i64, n: i64) -> (u64, i64, i64, Vec<u8>) {
+        let mut w = ChunkWriter::new();
+        for i in 0..n {
+            w.push(from + i * 15_000, (series * 1000 + i as u64) as f64)
+                .unwrap();
+        }
+        (series, from, from + (n - 1) * 15_000, w.bytes())
+    }
+
+    fn all(r: &Ring, s: u64) -> Vec<(i64, f64)> {
+        let mut v = Vec::new();
+        r.read(s, i64::MIN, i64::MAX, &mut v);
+        v
+    }
+
+    #[test]
+    fn write_read_reopen_and_roll() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut r, rep) = Ring::open(d.path(), 4096, 1 << 20).unwrap();
+        assert_eq!(rep.segments, 0);
+        for round in 0..200 {
+            let t0 = round * 120 * 15_000;
+            r.write(&[chunk(1, t0, 120), chunk(2, t0, 120)]).unwrap();
+        }
+        assert!(r.segment_count() > 2, "rolled: {}", r.segment_count());
+        let one = all(&r, 1);
+        assert_eq!(one.len(), 24_000);
+        assert!(one.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut part = Vec::new();
+        r.read(2, 15_000, 30_000, &mut part);
+        assert_eq!(part, vec![(15_000, 2001.0), (30_000, 2002.0)]);
+        drop(r);
+        // Reopen: sealed segments from their indexes, the active one scanned.
+        let (r, rep) = Ring::open(d.path(), 4096, 1 << 20).unwrap();
+        assert_eq!(rep.rebuilt_indexes, 0);
+        assert_eq!(rep.chunks, 400);
+        assert_eq!(all(&r, 1), one);
+        assert_eq!(r.max_times()[&2], 199 * 120 * 15_000 + 119 * 15_000);
+        // A lost index is rebuilt by scanning its segment.
+        let first = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+            .min()
+            .unwrap();
+        std::fs::remove_file(first).unwrap();
+        drop(r);
+        let (r, rep) = Ring::open(d.path(), 4096, 1 << 20).unwrap();
+        assert_eq!(rep.rebuilt_indexes, 1);
+        assert_eq!(all(&r, 1), one);
+    }
+
+    #[test]
+    fn a_torn_active_segment_is_cut() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut r, _) = Ring::open(d.path(), 1 << 20, 1 << 30).unwrap();
+        r.write(&[chunk(7, 0, 50)]).unwrap();
+        r.write(&[chunk(7, 50 * 15_000, 50)]).unwrap();
+        drop(r);
+        let seg = seg_path(d.path(), 1);
+        let len = std::fs::metadata(&seg).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(len - 5).unwrap();
+        let (mut r, rep) = Ring::open(d.path(), 1 << 20, 1 << 30).unwrap();
+        assert!(rep.truncated > 0);
+        assert_eq!(
+            all(&r, 7).len(),
+            50,
+            "the torn chunk is gone, the first intact"
+        );
+        // Appends continue after the cut.
+        r.write(&[chunk(7, 50 * 15_000, 10)]).unwrap();
+        drop(r);
+        let (r, rep) = Ring::open(d.path(), 1 << 20, 1 << 30).unwrap();
+        assert_eq!(rep.truncated, 0);
+        assert_eq!(all(&r, 7).len(), 60);
+    }
+
+    #[test]
+    fn retention_by_bytes_and_by_age() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut r, _) = Ring::open(d.path(), 4096, 16_384).unwrap();
+        let mut dropped = 0;
+        for round in 0..100 {
+            dropped += r.write(&[chunk(1, round * 120 * 15_000, 120)]).unwrap();
+            assert!(r.bytes() <= 16_384 + 4096 + 2048, "bounded: {}", r.bytes());
+        }
+        assert!(dropped > 0);
+        let kept = all(&r, 1);
+        assert!(kept.len() < 12_000 && !kept.is_empty());
+        assert_eq!(
+            kept.last().unwrap().0,
+            99 * 120 * 15_000 + 119 * 15_000,
+            "newest kept"
+        );
+        let files = std::fs::read_dir(d.path()).unwrap().count();
+        assert_eq!(
+            files,
+            r.segment_count() * 2 - 1,
+            "segments + indexes of the sealed ones"
+        );
+        // By age: every segment older than the cut goes, the active one too (replaced).
+        let n = r.drop_before(i64::MAX).unwrap();
+        assert!(n > 0);
+        assert_eq!(r.segment_count(), 1);
+        assert!(all(&r, 1).is_empty());
+        r.write(&[chunk(1, 0, 10)]).unwrap();
+        assert_eq!(all(&r, 1).len(), 10);
+    }
+}
