@@ -49,7 +49,7 @@ impl Default for ChunkWriter {
     }
 }
 
-fn write_dod(w: &mut BitWriter, dod: i64) {
+pub(crate) fn write_dod(w: &mut BitWriter, dod: i64) {
     // (prefix, prefix length, payload bits)
     const BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)];
     if dod == 0 {
@@ -69,7 +69,7 @@ fn write_dod(w: &mut BitWriter, dod: i64) {
     w.write_bits(dod as u64, 64);
 }
 
-fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
+pub(crate) fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
     let mut ones = 0;
     while ones < 4 {
         if !r.read_bit()? {
@@ -85,11 +85,14 @@ fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
         _ => 64,
     };
     let raw = r.read_bits(bits)?;
-    // Sign-extend the payload.
+    // The buckets hold [-(2^(n-1) - 1), 2^(n-1)] (as Prometheus' do): the pattern 2^(n-1)
+    // is the positive bound, not the negative one plain sign extension would make it.
     Some(if bits == 64 {
         raw as i64
+    } else if raw > 1 << (bits - 1) {
+        raw as i64 - (1i64 << bits)
     } else {
-        ((raw << (64 - bits)) as i64) >> (64 - bits)
+        raw as i64
     })
 }
 
@@ -297,6 +300,20 @@ mod tests {
             && a.iter()
                 .zip(b)
                 .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits())
+    }
+
+    #[test]
+    fn bucket_bounds_round_trip() {
+        // Each bucket's positive bound (2^(n-1)) and negative bound; 8192 once decoded as -8192.
+        for dod in [8192i64, -8191, 65536, -65535, 524288, -524287, 8193, -8192] {
+            let mut w = ChunkWriter::new();
+            let ts = [0, 1_000_000, 2_000_000 + dod];
+            for t in ts {
+                w.push(t, 1.0).unwrap();
+            }
+            let got: Vec<i64> = ChunkIter::new(&w.bytes()).map(|(t, _)| t).collect();
+            assert_eq!(got, ts, "dod {dod}");
+        }
     }
 
     #[test]

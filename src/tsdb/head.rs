@@ -180,7 +180,7 @@ impl Head {
                 let mut samples: Vec<(i64, f64)> = s
                     .closed
                     .iter()
-                    .flat_map(|c| ChunkIter::new(&c.bytes))
+                    .flat_map(|c| super::compact::decode(&c.bytes))
                     .collect();
                 samples.extend(ChunkIter::new(&s.open.bytes()));
                 (id, s.labels.clone(), samples)
@@ -220,10 +220,12 @@ impl Head {
             return;
         };
         let full = std::mem::take(&mut s.open);
+        // Closed chunks take the compact encoding: smaller in memory and on disk.
+        let samples: Vec<(i64, f64)> = ChunkIter::new(&full.bytes()).collect();
         s.closed.push(Closed {
             min_t: s.open_min_t,
             max_t: last,
-            bytes: full.bytes(),
+            bytes: super::compact::encode(&samples),
         });
     }
 
@@ -310,7 +312,7 @@ impl Head {
             .iter()
             .filter(|c| c.max_t >= mint && c.min_t <= maxt)
         {
-            out.extend(ChunkIter::new(&c.bytes).filter(|(t, _)| (mint..=maxt).contains(t)));
+            super::compact::decode_into(&c.bytes, mint, maxt, out);
         }
         if !s.open.is_empty() && s.open_min_t <= maxt {
             out.extend(ChunkIter::new(&s.open.bytes()).filter(|(t, _)| (mint..=maxt).contains(t)));

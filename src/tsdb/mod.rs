@@ -7,6 +7,7 @@
 
 pub mod bits;
 pub mod chunk;
+pub mod compact;
 pub mod db;
 pub mod exposition;
 pub mod head;

@@ -11,8 +11,9 @@
 //! Index file: magic `OMPIDX1\n`, a LEB128 count, per chunk `series`, `min_t` (zig-zag),
 //! `max_t - min_t`, `offset`, `len` (all LEB128), then the CRC-32 of everything before it.
 //!
-//! In memory each chunk costs one `DiskChunk` (32 bytes) in a per-series list; the chunk's
-//! bytes stay on disk and are read with `pread` when a query needs them.
+//! Chunks are in the `compact` encoding. In memory each chunk costs one `DiskChunk` (32
+//! bytes) in a per-series list; the chunk's bytes stay on disk and are read with `pread`
+//! when a query needs them.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -20,7 +21,6 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::chunk::ChunkIter;
 
 const SEG_MAGIC: &[u8; 8] = b"OMPSEG1\n";
 const IDX_MAGIC: &[u8; 8] = b"OMPIDX1\n";
@@ -459,7 +459,7 @@ impl Ring {
                 tracing::error!(segment = c.segment, "A metrics segment could not be read.");
                 continue;
             }
-            out.extend(ChunkIter::new(&buf).filter(|(t, _)| (mint..=maxt).contains(t)));
+            super::compact::decode_into(&buf, mint, maxt, out);
         }
     }
 
@@ -494,15 +494,12 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tsdb::chunk::ChunkWriter;
 
     fn chunk(series: u64, from: i64, n: i64) -> (u64, i64, i64, Vec<u8>) {
-        let mut w = ChunkWriter::new();
-        for i in 0..n {
-            w.push(from + i * 15_000, (series * 1000 + i as u64) as f64)
-                .unwrap();
-        }
-        (series, from, from + (n - 1) * 15_000, w.bytes())
+        let samples: Vec<(i64, f64)> = (0..n)
+            .map(|i| (from + i * 15_000, (series * 1000 + (i * i % 1009) as u64) as f64 / 10.0))
+            .collect();
+        (series, from, from + (n - 1) * 15_000, crate::tsdb::compact::encode(&samples))
     }
 
     fn all(r: &Ring, s: u64) -> Vec<(i64, f64)> {
@@ -526,7 +523,7 @@ mod tests {
         assert!(one.windows(2).all(|w| w[0].0 < w[1].0));
         let mut part = Vec::new();
         r.read(2, 15_000, 30_000, &mut part);
-        assert_eq!(part, vec![(15_000, 2001.0), (30_000, 2002.0)]);
+        assert_eq!(part, vec![(15_000, 200.1), (30_000, 200.4)]);
         drop(r);
         // Reopen: sealed segments from their indexes, the active one scanned.
         let (r, rep) = Ring::open(d.path(), 4096, 1 << 20).unwrap();
