@@ -249,16 +249,31 @@ mod tests {
     }
 
     fn series(f: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
-        (0..120).map(|i| (1_700_000_000_000 + i * 15_000, f(i))).collect()
+        (0..120)
+            .map(|i| (1_700_000_000_000 + i * 15_000, f(i)))
+            .collect()
     }
 
     #[test]
     fn node_style_values_shrink_and_round_trip() {
-        let cases: Vec<(&str, Vec<(i64, f64)>, usize)> = vec![
+        type Case = (&'static str, Vec<(i64, f64)>, usize);
+        let cases: Vec<Case> = vec![
             ("constant gauge", series(|_| 42_949_672_960.0), 24),
-            ("cpu seconds", series(|i| (123_456 + i * 1487) as f64 / 100.0), 24),
-            ("byte counter", series(|i| 9e11 + (i * 1500 + i * 7919 % 5000) as f64), 260),
-            ("load average", series(|i| [0.52, 0.48, 0.61][i as usize % 3]), 110),
+            (
+                "cpu seconds",
+                series(|i| (123_456 + i * 1487) as f64 / 100.0),
+                24,
+            ),
+            (
+                "byte counter",
+                series(|i| 9e11 + (i * 1500 + i * 7919 % 5000) as f64),
+                260,
+            ),
+            (
+                "load average",
+                series(|i| [0.52, 0.48, 0.61][i as usize % 3]),
+                110,
+            ),
         ];
         for (name, s, max_bytes) in cases {
             let b = encode(&s);
@@ -270,7 +285,14 @@ mod tests {
 
     #[test]
     fn odd_values_keep_gorilla() {
-        for v in [f64::NAN, f64::INFINITY, -0.0, f64::from_bits(crate::tsdb::STALE_NAN), 1e300, 0.1 + 0.2] {
+        for v in [
+            f64::NAN,
+            f64::INFINITY,
+            -0.0,
+            f64::from_bits(crate::tsdb::STALE_NAN),
+            1e300,
+            0.1 + 0.2,
+        ] {
             let s = vec![(0, 1.0), (1000, v), (2000, 2.0)];
             let b = encode(&s);
             assert_eq!(b[0], GORILLA, "{v}");

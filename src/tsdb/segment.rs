@@ -1,19 +1,23 @@
-//! The ring of segment files: closed Gorilla chunks leave the head for append-only segment
-//! files of a fixed maximum size (`segment_bytes`); the oldest segment is deleted when the
-//! ring outgrows `max_bytes` or when all its samples are past retention. The newest segment
-//! is the active one; a full one is sealed (synced, and its chunk index written beside it as
-//! `NNNNNNNNNNNN.idx`, so start-up reads indexes, not data).
+//! The ring of segment files: closed chunks leave the head for append-only segment files
+//! of a fixed maximum size (`segment_bytes`); the oldest segment is deleted when the ring
+//! outgrows `max_bytes` or when all its samples are past retention. The newest segment is
+//! the active one; a full one is sealed: synced, and its chunk index written beside it as
+//! `NNNNNNNNNNNN.idx`, sorted by series, which queries search on disk.
 //!
 //! Segment file: magic `OMPSEG1\n`, then records `len: u32 LE ‖ crc: u32 LE (CRC-32 of the
 //! payload) ‖ payload`, payload = `series` (LEB128) ‖ `min_t` (zig-zag LEB128) ‖
-//! `max_t - min_t` (LEB128) ‖ the chunk's bytes. A torn tail of the active segment (a crash
-//! during a flush) is cut on open; the head's write-ahead log still holds those samples.
-//! Index file: magic `OMPIDX1\n`, a LEB128 count, per chunk `series`, `min_t` (zig-zag),
-//! `max_t - min_t`, `offset`, `len` (all LEB128), then the CRC-32 of everything before it.
+//! `max_t - min_t` (LEB128) ‖ the chunk's bytes (`compact` encoding). A torn tail of the
+//! active segment (a crash during a flush) is cut on open; the head's write-ahead log still
+//! holds those samples.
+//! Index file: magic `OMPIDX2\n`, then fixed 32-byte entries sorted by (series, min_t):
+//! `series: u64`, `min_t: i64`, `max_t: i64`, `offset: u32`, `len: u32` (all LE), then the
+//! CRC-32 of everything before it. A missing or damaged index is rebuilt from its segment.
 //!
-//! Chunks are in the `compact` encoding. In memory each chunk costs one `DiskChunk` (32
-//! bytes) in a per-series list; the chunk's bytes stay on disk and are read with `pread`
-//! when a query needs them.
+//! Memory is bounded by configuration, not by retention: the ring keeps per segment a file
+//! handle and its time range, the active segment's chunk list (bounded by `segment_bytes`),
+//! and per series on disk its segment count and newest time (16 bytes, for start-up and for
+//! dropping series whose data is gone). Sealed indexes stay on disk (binary search with
+//! `pread`, served from the page cache when hot).
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -21,16 +25,15 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-
 const SEG_MAGIC: &[u8; 8] = b"OMPSEG1\n";
-const IDX_MAGIC: &[u8; 8] = b"OMPIDX1\n";
+const IDX_MAGIC: &[u8; 8] = b"OMPIDX2\n";
+const ENTRY: usize = 32;
 /// A damaged length must not make the reader allocate gigabytes.
 const MAX_RECORD: u32 = 16 * 1024 * 1024;
 
-/// Where one chunk lives on disk.
+/// Where one chunk lives in its segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DiskChunk {
-    pub segment: u64,
     pub min_t: i64,
     pub max_t: i64,
     /// Offset of the chunk's bytes (not the record) in the segment file.
@@ -44,8 +47,10 @@ struct Segment {
     size: u64,
     min_t: i64,
     max_t: i64,
-    /// Chunks in write order (for the index file when sealed).
-    chunks: Vec<(u64, DiskChunk)>,
+    /// The active segment's chunks by series; sealed segments have their index on disk.
+    active: Option<HashMap<u64, Vec<DiskChunk>>>,
+    /// A sealed segment's index file and entry count.
+    index: Option<(File, u64)>,
 }
 
 impl Segment {
@@ -70,7 +75,9 @@ pub struct RingReport {
 pub struct Ring {
     dir: PathBuf,
     segments: VecDeque<Segment>,
-    by_series: HashMap<u64, Vec<DiskChunk>>,
+    /// Per series on disk: segments holding it, newest sample time.
+    present: HashMap<u64, (u32, i64)>,
+    chunks: usize,
     segment_bytes: u64,
     max_bytes: u64,
     next_seq: u64,
@@ -115,7 +122,7 @@ fn idx_path(dir: &Path, seq: u64) -> PathBuf {
 
 /// Decodes the records of a segment file's bytes; returns the chunks and the length of the
 /// good prefix (a torn or corrupt tail ends the scan).
-fn scan(seq: u64, bytes: &[u8]) -> (Vec<(u64, DiskChunk)>, usize) {
+fn scan(bytes: &[u8]) -> (Vec<(u64, DiskChunk)>, usize) {
     let mut out = Vec::new();
     if bytes.len() < 8 || &bytes[..8] != SEG_MAGIC {
         return (out, 0);
@@ -143,7 +150,6 @@ fn scan(seq: u64, bytes: &[u8]) -> (Vec<(u64, DiskChunk)>, usize) {
         out.push((
             series,
             DiskChunk {
-                segment: seq,
                 min_t,
                 max_t,
                 offset: (start + i) as u32,
@@ -155,54 +161,67 @@ fn scan(seq: u64, bytes: &[u8]) -> (Vec<(u64, DiskChunk)>, usize) {
     (out, pos)
 }
 
-fn encode_index(chunks: &[(u64, DiskChunk)]) -> Vec<u8> {
-    let mut b = IDX_MAGIC.to_vec();
-    put_uvarint(&mut b, chunks.len() as u64);
-    for (s, c) in chunks {
-        put_uvarint(&mut b, *s);
-        put_uvarint(&mut b, zigzag(c.min_t));
-        put_uvarint(&mut b, (c.max_t - c.min_t) as u64);
-        put_uvarint(&mut b, c.offset as u64);
-        put_uvarint(&mut b, c.len as u64);
+fn entry_bytes(series: u64, c: &DiskChunk) -> [u8; ENTRY] {
+    let mut e = [0u8; ENTRY];
+    e[..8].copy_from_slice(&series.to_le_bytes());
+    e[8..16].copy_from_slice(&c.min_t.to_le_bytes());
+    e[16..24].copy_from_slice(&c.max_t.to_le_bytes());
+    e[24..28].copy_from_slice(&c.offset.to_le_bytes());
+    e[28..32].copy_from_slice(&c.len.to_le_bytes());
+    e
+}
+
+fn parse_entry(e: &[u8]) -> (u64, DiskChunk) {
+    let u64_at = |i: usize| u64::from_le_bytes(e[i..i + 8].try_into().unwrap_or_default());
+    let u32_at = |i: usize| u32::from_le_bytes(e[i..i + 4].try_into().unwrap_or_default());
+    (
+        u64_at(0),
+        DiskChunk {
+            min_t: u64_at(8) as i64,
+            max_t: u64_at(16) as i64,
+            offset: u32_at(24),
+            len: u32_at(28),
+        },
+    )
+}
+
+/// An index file's bytes for `chunks` (sorted here by series and time).
+fn encode_index(mut chunks: Vec<(u64, DiskChunk)>) -> Vec<u8> {
+    chunks.sort_by_key(|(s, c)| (*s, c.min_t));
+    let mut b = Vec::with_capacity(8 + chunks.len() * ENTRY + 4);
+    b.extend_from_slice(IDX_MAGIC);
+    for (s, c) in &chunks {
+        b.extend_from_slice(&entry_bytes(*s, c));
     }
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     b
 }
 
-fn decode_index(seq: u64, b: &[u8]) -> Option<Vec<(u64, DiskChunk)>> {
-    if b.len() < 12 || &b[..8] != IDX_MAGIC {
+/// The entries of an index file, if it is intact.
+fn decode_index(b: &[u8]) -> Option<Vec<(u64, DiskChunk)>> {
+    if b.len() < 12 || &b[..8] != IDX_MAGIC || !(b.len() - 12).is_multiple_of(ENTRY) {
         return None;
     }
     let (body, crc) = b.split_at(b.len() - 4);
     if crc32fast::hash(body) != u32::from_le_bytes(crc.try_into().ok()?) {
         return None;
     }
-    let mut i = 8;
-    let n = get_uvarint(body, &mut i)? as usize;
-    let mut out = Vec::with_capacity(n.min(body.len()));
-    for _ in 0..n {
-        let s = get_uvarint(body, &mut i)?;
-        let min_t = unzigzag(get_uvarint(body, &mut i)?);
-        let max_t = min_t.checked_add(get_uvarint(body, &mut i)? as i64)?;
-        let offset = u32::try_from(get_uvarint(body, &mut i)?).ok()?;
-        let len = u32::try_from(get_uvarint(body, &mut i)?).ok()?;
-        out.push((
-            s,
-            DiskChunk {
-                segment: seq,
-                min_t,
-                max_t,
-                offset,
-                len,
-            },
-        ));
-    }
-    (i == body.len()).then_some(out)
+    Some(body[8..].chunks_exact(ENTRY).map(parse_entry).collect())
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Writes an index file atomically (temp file, sync, rename).
+fn write_index(dir: &Path, seq: u64, chunks: Vec<(u64, DiskChunk)>) -> std::io::Result<File> {
+    let path = idx_path(dir, seq);
+    let tmp = path.with_extension("idx.tmp");
+    std::fs::write(&tmp, encode_index(chunks))?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    File::open(&path)
 }
 
 impl Ring {
@@ -226,8 +245,9 @@ impl Ring {
         let mut ring = Ring {
             dir: dir.to_path_buf(),
             segments: VecDeque::new(),
-            by_series: HashMap::new(),
-            segment_bytes: segment_bytes.max(4096),
+            present: HashMap::new(),
+            chunks: 0,
+            segment_bytes: segment_bytes.clamp(4096, u32::MAX as u64 / 2),
             max_bytes: max_bytes.max(segment_bytes),
             next_seq: seqs.last().map_or(1, |s| s + 1),
         };
@@ -236,65 +256,87 @@ impl Ring {
         for seq in seqs {
             let path = seg_path(dir, seq);
             let file = OpenOptions::new().read(true).append(true).open(&path)?;
-            let size = file.metadata()?.len();
             let active = Some(seq) == last;
             let indexed = if active {
                 None
             } else {
                 std::fs::read(idx_path(dir, seq))
                     .ok()
-                    .and_then(|b| decode_index(seq, &b))
+                    .and_then(|b| decode_index(&b))
             };
+            let was_indexed = indexed.is_some();
             let chunks = match indexed {
                 Some(c) => c,
                 None => {
                     let bytes = std::fs::read(&path)?;
-                    let (chunks, good) = scan(seq, &bytes);
-                    if active {
-                        if good < bytes.len() {
-                            report.truncated += (bytes.len() - good) as u64;
-                            if good == 0 {
-                                file.set_len(0)?;
-                                (&file).write_all(SEG_MAGIC)?;
-                            } else {
-                                file.set_len(good as u64)?;
-                            }
-                            file.sync_all()?;
+                    let (chunks, good) = scan(&bytes);
+                    if active && good < bytes.len() {
+                        report.truncated += (bytes.len() - good) as u64;
+                        if good == 0 {
+                            file.set_len(0)?;
+                            (&file).write_all(SEG_MAGIC)?;
+                        } else {
+                            file.set_len(good as u64)?;
                         }
-                    } else {
+                        file.sync_all()?;
+                    }
+                    if !active {
                         report.rebuilt_indexes += 1;
-                        std::fs::write(idx_path(dir, seq), encode_index(&chunks))?;
                     }
                     chunks
                 }
             };
-            let size = if active { file.metadata()?.len() } else { size };
             let mut seg = Segment {
                 seq,
+                size: file.metadata()?.len(),
                 file,
-                size,
                 min_t: i64::MAX,
                 max_t: i64::MIN,
-                chunks: Vec::new(),
+                active: None,
+                index: None,
             };
-            for (s, c) in &chunks {
-                seg.min_t = seg.min_t.min(c.min_t);
-                seg.max_t = seg.max_t.max(c.max_t);
-                ring.by_series.entry(*s).or_default().push(*c);
-            }
+            ring.account(&mut seg, &chunks);
             report.chunks += chunks.len();
             if active {
-                seg.chunks = chunks;
+                let mut map: HashMap<u64, Vec<DiskChunk>> = HashMap::new();
+                for (s, c) in chunks {
+                    map.entry(s).or_default().push(c);
+                }
+                seg.active = Some(map);
+            } else {
+                let n = chunks.len() as u64;
+                let idx = if was_indexed {
+                    File::open(idx_path(dir, seq))?
+                } else {
+                    write_index(dir, seq, chunks)?
+                };
+                seg.index = Some((idx, n));
             }
             report.bytes += seg.size;
             ring.segments.push_back(seg);
         }
         report.segments = ring.segments.len();
-        // Chunks of one series are written in time order, but be safe after odd recoveries.
-        for v in ring.by_series.values_mut() {
-            v.sort_by_key(|c| (c.min_t, c.segment));
-        }
         Ok((ring, report))
+    }
+
+    /// Counts a segment's chunks in the per-series summary and its time range.
+    fn account(&mut self, seg: &mut Segment, chunks: &[(u64, DiskChunk)]) {
+        let mut seen: Vec<u64> = Vec::new();
+        for (s, c) in chunks {
+            seg.min_t = seg.min_t.min(c.min_t);
+            seg.max_t = seg.max_t.max(c.max_t);
+            let e = self.present.entry(*s).or_insert((0, i64::MIN));
+            e.1 = e.1.max(c.max_t);
+            seen.push(*s);
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        for s in seen {
+            if let Some(e) = self.present.get_mut(&s) {
+                e.0 += 1;
+            }
+        }
+        self.chunks += chunks.len();
     }
 
     /// Appends closed chunks `(series, min_t, max_t, bytes)` and syncs them; the oldest
@@ -327,7 +369,6 @@ impl Ring {
             placed.push((
                 *series,
                 DiskChunk {
-                    segment: 0,
                     min_t: *min_t,
                     max_t: *max_t,
                     offset: (base + 8 + head as u64) as u32,
@@ -348,39 +389,41 @@ impl Ring {
         if buf.is_empty() {
             return Ok(());
         }
-        let seg = self
-            .segments
-            .back_mut()
-            .ok_or_else(|| std::io::Error::other("no active segment"))?;
+        let Some(mut seg) = self.segments.pop_back() else {
+            return Err(std::io::Error::other("no active segment"));
+        };
         if let Err(e) = (&seg.file)
             .write_all(buf)
             .and_then(|_| seg.file.sync_data())
         {
             // A partial write (full disk) must not stay in front of later records.
             let _ = seg.file.set_len(seg.size);
+            self.segments.push_back(seg);
             return Err(e);
         }
         seg.size += buf.len() as u64;
-        for (s, mut c) in placed.drain(..) {
-            c.segment = seg.seq;
-            seg.min_t = seg.min_t.min(c.min_t);
-            seg.max_t = seg.max_t.max(c.max_t);
-            seg.chunks.push((s, c));
-            self.by_series.entry(s).or_default().push(c);
+        let chunks = std::mem::take(placed);
+        self.account(&mut seg, &chunks);
+        let map = seg.active.get_or_insert_with(HashMap::new);
+        for (s, c) in chunks {
+            map.entry(s).or_default().push(c);
         }
+        self.segments.push_back(seg);
         buf.clear();
         Ok(())
     }
 
-    /// Seals the active segment (index file) and starts a new one.
+    /// Seals the active segment (its index goes to disk) and starts a new one.
     fn roll(&mut self) -> std::io::Result<()> {
-        if let Some(seg) = self.segments.back_mut() {
-            let idx = encode_index(&seg.chunks);
-            let tmp = idx_path(&self.dir, seg.seq).with_extension("idx.tmp");
-            std::fs::write(&tmp, idx)?;
-            File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, idx_path(&self.dir, seg.seq))?;
-            seg.chunks = Vec::new();
+        if let Some(seg) = self.segments.back_mut()
+            && let Some(map) = seg.active.take()
+        {
+            let chunks: Vec<(u64, DiskChunk)> = map
+                .into_iter()
+                .flat_map(|(s, v)| v.into_iter().map(move |c| (s, c)))
+                .collect();
+            let n = chunks.len() as u64;
+            seg.index = Some((write_index(&self.dir, seg.seq, chunks)?, n));
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -399,7 +442,8 @@ impl Ring {
             size: SEG_MAGIC.len() as u64,
             min_t: i64::MAX,
             max_t: i64::MIN,
-            chunks: Vec::new(),
+            active: Some(HashMap::new()),
+            index: None,
         });
         Ok(())
     }
@@ -413,14 +457,41 @@ impl Ring {
         Ok(n)
     }
 
+    /// The chunks of a segment, from memory or its index file.
+    fn all_chunks(seg: &Segment) -> Vec<(u64, DiskChunk)> {
+        if let Some(map) = &seg.active {
+            return map
+                .iter()
+                .flat_map(|(s, v)| v.iter().map(move |c| (*s, *c)))
+                .collect();
+        }
+        let Some((f, n)) = &seg.index else {
+            return Vec::new();
+        };
+        let mut b = vec![0u8; *n as usize * ENTRY];
+        if f.read_exact_at(&mut b, 8).is_err() {
+            return Vec::new();
+        }
+        b.chunks_exact(ENTRY).map(parse_entry).collect()
+    }
+
     fn drop_oldest(&mut self) -> std::io::Result<()> {
         let Some(seg) = self.segments.pop_front() else {
             return Ok(());
         };
-        self.by_series.retain(|_, v| {
-            v.retain(|c| c.segment != seg.seq);
-            !v.is_empty()
-        });
+        let chunks = Self::all_chunks(&seg);
+        self.chunks = self.chunks.saturating_sub(chunks.len());
+        let mut seen: Vec<u64> = chunks.into_iter().map(|(s, _)| s).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for s in seen {
+            if let Some(e) = self.present.get_mut(&s) {
+                e.0 = e.0.saturating_sub(1);
+                if e.0 == 0 {
+                    self.present.remove(&s);
+                }
+            }
+        }
         let _ = std::fs::remove_file(idx_path(&self.dir, seg.seq));
         std::fs::remove_file(seg_path(&self.dir, seg.seq))?;
         Ok(())
@@ -444,36 +515,79 @@ impl Ring {
         Ok(n)
     }
 
+    /// The chunks of `series` in a sealed segment: a binary search of its index file.
+    fn sealed_chunks(index: &File, n: u64, series: u64) -> Vec<DiskChunk> {
+        let key_at = |i: u64| -> Option<u64> {
+            let mut b = [0u8; 8];
+            index.read_exact_at(&mut b, 8 + i * ENTRY as u64).ok()?;
+            Some(u64::from_le_bytes(b))
+        };
+        // First entry with a series ≥ `series`.
+        let (mut lo, mut hi) = (0u64, n);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match key_at(mid) {
+                Some(k) if k < series => lo = mid + 1,
+                Some(_) => hi = mid,
+                None => return Vec::new(),
+            }
+        }
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * ENTRY];
+        let mut i = lo;
+        while i < n {
+            let want = ((n - i) as usize).min(64);
+            let b = &mut buf[..want * ENTRY];
+            if index.read_exact_at(b, 8 + i * ENTRY as u64).is_err() {
+                break;
+            }
+            for e in b.chunks_exact(ENTRY) {
+                let (s, c) = parse_entry(e);
+                if s != series {
+                    return out;
+                }
+                out.push(c);
+            }
+            i += want as u64;
+        }
+        out
+    }
+
     /// Samples of `series` in `[mint, maxt]` from disk, in time order.
     pub fn read(&self, series: u64, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
-        let Some(chunks) = self.by_series.get(&series) else {
+        if !self.present.contains_key(&series) {
             return;
-        };
+        }
         let mut buf = Vec::new();
-        for c in chunks.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt) {
-            let Some(seg) = self.segments.iter().find(|s| s.seq == c.segment) else {
-                continue;
+        for seg in self
+            .segments
+            .iter()
+            .filter(|s| !s.is_empty() && s.max_t >= mint && s.min_t <= maxt)
+        {
+            let chunks = match (&seg.active, &seg.index) {
+                (Some(map), _) => map.get(&series).cloned().unwrap_or_default(),
+                (None, Some((f, n))) => Self::sealed_chunks(f, *n, series),
+                _ => Vec::new(),
             };
-            buf.resize(c.len as usize, 0);
-            if seg.file.read_exact_at(&mut buf, c.offset as u64).is_err() {
-                tracing::error!(segment = c.segment, "A metrics segment could not be read.");
-                continue;
+            for c in chunks.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt) {
+                buf.resize(c.len as usize, 0);
+                if seg.file.read_exact_at(&mut buf, c.offset as u64).is_err() {
+                    tracing::error!(segment = seg.seq, "A metrics segment could not be read.");
+                    continue;
+                }
+                super::compact::decode_into(&buf, mint, maxt, out);
             }
-            super::compact::decode_into(&buf, mint, maxt, out);
         }
     }
 
     /// The newest sample time on disk of each series.
     pub fn max_times(&self) -> HashMap<u64, i64> {
-        self.by_series
-            .iter()
-            .filter_map(|(s, v)| Some((*s, v.iter().map(|c| c.max_t).max()?)))
-            .collect()
+        self.present.iter().map(|(s, (_, t))| (*s, *t)).collect()
     }
 
     /// True when `series` has chunks on disk.
     pub fn has(&self, series: u64) -> bool {
-        self.by_series.contains_key(&series)
+        self.present.contains_key(&series)
     }
 
     /// Bytes of every segment file.
@@ -485,9 +599,9 @@ impl Ring {
         self.segments.len()
     }
 
-    /// Chunks indexed in memory.
+    /// Chunks on disk.
     pub fn chunk_count(&self) -> usize {
-        self.by_series.values().map(Vec::len).sum()
+        self.chunks
     }
 }
 
@@ -497,9 +611,19 @@ mod tests {
 
     fn chunk(series: u64, from: i64, n: i64) -> (u64, i64, i64, Vec<u8>) {
         let samples: Vec<(i64, f64)> = (0..n)
-            .map(|i| (from + i * 15_000, (series * 1000 + (i * i % 1009) as u64) as f64 / 10.0))
+            .map(|i| {
+                (
+                    from + i * 15_000,
+                    (series * 1000 + (i * i % 1009) as u64) as f64 / 10.0,
+                )
+            })
             .collect();
-        (series, from, from + (n - 1) * 15_000, crate::tsdb::compact::encode(&samples))
+        (
+            series,
+            from,
+            from + (n - 1) * 15_000,
+            crate::tsdb::compact::encode(&samples),
+        )
     }
 
     fn all(r: &Ring, s: u64) -> Vec<(i64, f64)> {
@@ -544,6 +668,32 @@ mod tests {
         let (r, rep) = Ring::open(d.path(), 4096, 1 << 20).unwrap();
         assert_eq!(rep.rebuilt_indexes, 1);
         assert_eq!(all(&r, 1), one);
+    }
+
+    #[test]
+    fn many_series_are_found_through_sealed_indexes() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut r, _) = Ring::open(d.path(), 8192, 1 << 30).unwrap();
+        for round in 0..30 {
+            let batch: Vec<_> = (0..300u64)
+                .rev()
+                .map(|s| chunk(s * 7 + 3, round * 120 * 15_000, 120))
+                .collect();
+            r.write(&batch).unwrap();
+        }
+        assert!(r.segment_count() > 10);
+        for s in [3u64, 10, 997, 2096] {
+            assert_eq!(all(&r, s).len(), 30 * 120, "series {s}");
+        }
+        assert!(all(&r, 4).is_empty());
+        let mut window = Vec::new();
+        r.read(997, 5 * 120 * 15_000, 6 * 120 * 15_000 - 1, &mut window);
+        assert_eq!(window.len(), 120);
+        drop(r);
+        let (r, rep) = Ring::open(d.path(), 8192, 1 << 30).unwrap();
+        assert_eq!(rep.chunks, 30 * 300);
+        assert_eq!(r.chunk_count(), 30 * 300);
+        assert_eq!(all(&r, 2096).len(), 30 * 120);
     }
 
     #[test]
