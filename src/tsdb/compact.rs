@@ -56,25 +56,44 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// The smallest `k` for which `v` is an integer / 10^k, as decoding computes it.
+fn min_k(v: f64) -> Option<usize> {
+    (0..=MAX_K).find(|&k| fits(v, k).is_some())
+}
+
+/// `v * 10^k` as an integer if dividing it by 10^k gives `v` back bit for bit (this also
+/// keeps -0.0 out).
+fn fits(v: f64, k: usize) -> Option<i64> {
+    let p = POW10[k];
+    let m = (v * p).round();
+    if !m.is_finite() || m.abs() > 9_007_199_254_740_992.0 {
+        return None;
+    }
+    let i = m as i64;
+    ((i as f64 / p).to_bits() == v.to_bits()).then_some(i)
+}
+
 /// The integers `v * 10^k` for the smallest `k` that gives every value back bit for bit.
+/// Starts from the first value's `k` and only moves up when a value needs it, so a chunk
+/// costs one pass in the common case.
 fn as_decimals(samples: &[(i64, f64)]) -> Option<(u8, Vec<i64>)> {
-    'k: for (k, p) in POW10.iter().enumerate() {
+    let mut k = min_k(samples.first()?.1)?;
+    'k: loop {
         let mut ints = Vec::with_capacity(samples.len());
         for (_, v) in samples {
-            let m = (v * p).round();
-            if !m.is_finite() || m.abs() > 9_007_199_254_740_992.0 {
-                return None;
+            match fits(*v, k) {
+                Some(i) => ints.push(i),
+                None => {
+                    k = min_k(*v)?.max(k + 1);
+                    if k > MAX_K {
+                        return None;
+                    }
+                    continue 'k;
+                }
             }
-            let i = m as i64;
-            // Checked through the integer, as decoding computes it (this also keeps -0.0 out).
-            if ((i as f64) / p).to_bits() != v.to_bits() {
-                continue 'k;
-            }
-            ints.push(i);
         }
         return Some((k as u8, ints));
     }
-    None
 }
 
 fn bits_of(r: i64) -> u8 {

@@ -85,6 +85,8 @@ pub struct Tsdb {
     wal: Wal,
     ring: Ring,
     opts: TsdbOptions,
+    /// Size of the log right after the last checkpoint.
+    checkpointed: u64,
 }
 
 impl Tsdb {
@@ -129,6 +131,7 @@ impl Tsdb {
         }
         Ok((
             Tsdb {
+                checkpointed: wal.size(),
                 head,
                 wal,
                 ring,
@@ -206,7 +209,13 @@ impl Tsdb {
                 return Err(e);
             }
         };
-        self.checkpoint()?;
+        // The log is rewritten once it holds well more than the head (samples now in the
+        // ring are skipped on replay), which bounds start-up by the head's size.
+        if self.wal.size() > 4 * self.checkpointed + (1 << 20)
+            || self.wal.size() > self.opts.checkpoint_bytes
+        {
+            self.checkpoint()?;
+        }
         Ok((n, dropped))
     }
 
@@ -229,7 +238,9 @@ impl Tsdb {
                 ));
             }
         }
-        self.wal.rewrite(&records)
+        self.wal.rewrite(&records)?;
+        self.checkpointed = self.wal.size();
+        Ok(())
     }
 
     /// Closes quiet series' chunks, moves closed chunks to the ring, applies retention

@@ -64,6 +64,16 @@ impl Matcher {
     }
 }
 
+fn hash_labels(labels: &Labels) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    // A fixed-key hasher: ids only need to be stable within one process.
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+    labels.hash(&mut h);
+    h.finish()
+}
+
 /// Why a series or sample was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum HeadError {
@@ -100,7 +110,9 @@ pub type FlushChunk = (u64, i64, i64, Vec<u8>);
 #[derive(Default)]
 pub struct Head {
     series: HashMap<u64, Series>,
-    by_labels: HashMap<Labels, u64>,
+    /// Label-set hash → series ids with that hash (the labels themselves live once, in
+    /// `series`; collisions are told apart by comparing them).
+    by_hash: HashMap<u64, Vec<u64>>,
     postings: BTreeMap<String, BTreeMap<String, BTreeSet<u64>>>,
     next_id: u64,
     max_series: usize,
@@ -122,8 +134,8 @@ impl Head {
     pub fn series_id(&mut self, mut labels: Labels) -> Result<u64, HeadError> {
         labels.sort();
         labels.dedup_by(|a, b| a.0 == b.0);
-        if let Some(id) = self.by_labels.get(&labels) {
-            return Ok(*id);
+        if let Some(id) = self.find(&labels) {
+            return Ok(id);
         }
         if !labels.iter().any(|(n, v)| n == "__name__" && !v.is_empty()) {
             return Err(HeadError::NoName);
@@ -137,6 +149,15 @@ impl Head {
         Ok(id)
     }
 
+    /// The id of an existing series with exactly these (sorted) labels.
+    fn find(&self, labels: &Labels) -> Option<u64> {
+        self.by_hash
+            .get(&hash_labels(labels))?
+            .iter()
+            .copied()
+            .find(|id| self.series.get(id).is_some_and(|s| s.labels == *labels))
+    }
+
     /// Adds a new series under `id` to the maps and the index.
     fn insert(&mut self, id: u64, labels: Labels) {
         for (n, v) in &labels {
@@ -147,7 +168,10 @@ impl Head {
                 .or_default()
                 .insert(id);
         }
-        self.by_labels.insert(labels.clone(), id);
+        self.by_hash
+            .entry(hash_labels(&labels))
+            .or_default()
+            .push(id);
         self.series.insert(
             id,
             Series {
@@ -417,7 +441,13 @@ impl Head {
         }
         for id in &gone {
             if let Some(s) = self.series.remove(id) {
-                self.by_labels.remove(&s.labels);
+                let h = hash_labels(&s.labels);
+                if let Some(ids) = self.by_hash.get_mut(&h) {
+                    ids.retain(|i| i != id);
+                    if ids.is_empty() {
+                        self.by_hash.remove(&h);
+                    }
+                }
                 for (n, v) in &s.labels {
                     if let Some(vals) = self.postings.get_mut(n) {
                         if let Some(set) = vals.get_mut(v) {
@@ -434,6 +464,25 @@ impl Head {
             }
         }
         gone.len()
+    }
+
+    /// An estimate of the head's memory per series: labels (the strings and the vector),
+    /// the series record, its hash-map and postings entries, and its chunks. An estimate
+    /// for benchmarks and /metrics, not an allocator measurement.
+    pub fn approx_bytes(&self) -> usize {
+        let per_series_fixed = std::mem::size_of::<Series>() + 8 + 16 + 48;
+        self.series
+            .values()
+            .map(|s| {
+                let labels: usize = s
+                    .labels
+                    .iter()
+                    .map(|(n, v)| n.capacity() + v.capacity() + 48 + 24)
+                    .sum();
+                let chunks: usize = s.closed.iter().map(|c| c.bytes.capacity() + 24).sum();
+                per_series_fixed + labels + chunks + s.open.size()
+            })
+            .sum()
     }
 
     /// Bytes of chunk data held (closed chunks plus open chunks).

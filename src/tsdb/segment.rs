@@ -4,9 +4,10 @@
 //! the active one; a full one is sealed: synced, and its chunk index written beside it as
 //! `NNNNNNNNNNNN.idx`, sorted by series, which queries search on disk.
 //!
-//! Segment file: magic `OMPSEG1\n`, then records `len: u32 LE ‖ crc: u32 LE (CRC-32 of the
-//! payload) ‖ payload`, payload = `series` (LEB128) ‖ `min_t` (zig-zag LEB128) ‖
-//! `max_t - min_t` (LEB128) ‖ the chunk's bytes (`compact` encoding). A torn tail of the
+//! Segment file: magic `OMPSEG2\n`, then records `len` (LEB128 payload bytes) ‖ `crc: u32
+//! LE` (CRC-32 of the payload) ‖ payload = `series` (LEB128) ‖ the chunk's bytes (`compact`
+//! encoding; its time range is in the index, and recomputed from the chunk by a scan). Small
+//! headers matter: a chunk of 120 node samples is often under 100 bytes. A torn tail of the
 //! active segment (a crash during a flush) is cut on open; the head's write-ahead log still
 //! holds those samples.
 //! Index file: magic `OMPIDX2\n`, then fixed 32-byte entries sorted by (series, min_t):
@@ -25,7 +26,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-const SEG_MAGIC: &[u8; 8] = b"OMPSEG1\n";
+const SEG_MAGIC: &[u8; 8] = b"OMPSEG2\n";
 const IDX_MAGIC: &[u8; 8] = b"OMPIDX2\n";
 const ENTRY: usize = 32;
 /// A damaged length must not make the reader allocate gigabytes.
@@ -104,14 +105,6 @@ fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
 fn seg_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:012}.seg"))
 }
@@ -128,32 +121,39 @@ fn scan(bytes: &[u8]) -> (Vec<(u64, DiskChunk)>, usize) {
         return (out, 0);
     }
     let mut pos = 8;
-    while pos + 8 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap_or_default());
-        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap_or_default());
-        let start = pos + 8;
-        let end = start + len as usize;
-        if len > MAX_RECORD || end > bytes.len() || crc32fast::hash(&bytes[start..end]) != crc {
+    while pos < bytes.len() {
+        let mut i = pos;
+        let Some(len) = get_uvarint(bytes, &mut i) else {
+            break;
+        };
+        let Some(crc) = bytes.get(i..i + 4) else {
+            break;
+        };
+        let crc = u32::from_le_bytes(crc.try_into().unwrap_or_default());
+        let start = i + 4;
+        let end = start.saturating_add(len as usize);
+        if len > MAX_RECORD as u64
+            || end > bytes.len()
+            || crc32fast::hash(&bytes[start..end]) != crc
+        {
             break;
         }
         let p = &bytes[start..end];
-        let mut i = 0;
-        let parsed = (|| {
-            let series = get_uvarint(p, &mut i)?;
-            let min_t = unzigzag(get_uvarint(p, &mut i)?);
-            let max_t = min_t.checked_add(get_uvarint(p, &mut i)? as i64)?;
-            Some((series, min_t, max_t))
-        })();
-        let Some((series, min_t, max_t)) = parsed else {
+        let mut j = 0;
+        let Some(series) = get_uvarint(p, &mut j) else {
+            break;
+        };
+        let samples = super::compact::decode(&p[j..]);
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
             break;
         };
         out.push((
             series,
             DiskChunk {
-                min_t,
-                max_t,
-                offset: (start + i) as u32,
-                len: (len as usize - i) as u32,
+                min_t: first.0,
+                max_t: last.0,
+                offset: (start + j) as u32,
+                len: (p.len() - j) as u32,
             },
         ));
         pos = end;
@@ -357,21 +357,21 @@ impl Ring {
                 self.roll()?;
             }
             let base = self.segments.back().map_or(0, |s| s.size) + buf.len() as u64;
-            let mut p = Vec::with_capacity(bytes.len() + 24);
+            let mut p = Vec::with_capacity(bytes.len() + 10);
             put_uvarint(&mut p, *series);
-            put_uvarint(&mut p, zigzag(*min_t));
-            put_uvarint(&mut p, (*max_t - *min_t) as u64);
             let head = p.len();
             p.extend_from_slice(bytes);
-            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            let before = buf.len();
+            put_uvarint(&mut buf, p.len() as u64);
             buf.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
+            let prefix = (buf.len() - before) as u64;
             buf.extend_from_slice(&p);
             placed.push((
                 *series,
                 DiskChunk {
                     min_t: *min_t,
                     max_t: *max_t,
-                    offset: (base + 8 + head as u64) as u32,
+                    offset: (base + prefix + head as u64) as u32,
                     len: bytes.len() as u32,
                 },
             ));
