@@ -1,7 +1,7 @@
 // One host: its inventory (every Host field, disks with usage bars), edit / maintenance /
 // delete, the "Metrics" card (charts, metrics:read; a lazy chunk with ECharts), a "Run
 // command" card that runs on this host only, and the "Files" card (upload / download,
-// files:transfer).
+// files:transfer) on the Overview tab; the top processes on the Processes tab (?tab=processes).
 import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import {
   App as AntApp,
@@ -16,12 +16,13 @@ import {
   Space,
   Spin,
   Table,
+  Tabs,
   Tooltip,
   Typography,
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
 import { ArrowLeftOutlined, CodeOutlined, DeleteOutlined, EditOutlined, ReloadOutlined, ToolOutlined } from '@ant-design/icons';
-import { useNavigate, useParams } from 'react-router-dom';
+import { useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { api, ApiError, type Disk, type Host, type Job } from '../api';
 import { useT } from '../i18n';
 import { fmtTime, useCan } from '../session';
@@ -40,6 +41,7 @@ import { ExecForm, JobView } from '../components/exec';
 import { FilesCard } from '../components/files';
 
 const HostMetricsCard = lazy(() => import('../components/hostMetrics'));
+const HostProcesses = lazy(() => import('../components/hostProcesses'));
 
 export default function HostDetailPage() {
   const t = useT();
@@ -47,6 +49,8 @@ export default function HostDetailPage() {
   const navigate = useNavigate();
   const { message } = AntApp.useApp();
   const { id = '' } = useParams();
+  const [params, setParams] = useSearchParams();
+  const tab = params.get('tab') === 'processes' ? 'processes' : 'overview';
   const [host, setHost] = useState<Host | null>(null);
   const [missing, setMissing] = useState(false);
   const [editing, setEditing] = useState(false);
@@ -209,6 +213,25 @@ export default function HostDetailPage() {
           )}
         </Space>
       </div>
+      <Tabs
+        activeKey={tab}
+        onChange={(k) => {
+          const next = new URLSearchParams(params);
+          if (k === 'processes') next.set('tab', 'processes');
+          else next.delete('tab');
+          setParams(next, { replace: true });
+        }}
+        items={[
+          { key: 'overview', label: <span data-testid="host-tab-overview">{t('hosts.tabOverview')}</span> },
+          { key: 'processes', label: <span data-testid="host-tab-processes">{t('procs.title')}</span> },
+        ]}
+        style={{ marginBottom: 0 }}
+      />
+      {tab === 'processes' ? (
+        <Suspense fallback={<Card title={t('procs.title')} loading />}>
+          <HostProcesses host={host} />
+        </Suspense>
+      ) : (
       <Row gutter={[16, 16]}>
         <Col xs={24}>
           <Card title={t('hosts.inventory')}>
@@ -304,6 +327,7 @@ export default function HostDetailPage() {
           </Col>
         )}
       </Row>
+      )}
       {editing && (
         <EditHostModal
           host={host}
