@@ -21,6 +21,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Scrape targets declared in the file (`[[scrape]]`), read-only in the UI.
     pub scrape: Vec<crate::scrape::Target>,
+    /// Endpoints every accepted sample is also sent to (`[[remote_write]]`).
+    pub remote_write: Vec<crate::remote_write::RemoteConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -312,6 +314,14 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     key: "scrape",
                     message: format!("target {}: {e}", t.target),
+                });
+            }
+        }
+        for r in &self.remote_write {
+            if let Err(message) = r.validate() {
+                return Err(ConfigError::Invalid {
+                    key: "remote_write",
+                    message,
                 });
             }
         }

@@ -15,6 +15,7 @@ pub mod hosts;
 pub mod metrics;
 pub mod model;
 pub mod proto;
+pub mod remote_write;
 pub mod scrape;
 pub mod server;
 pub mod ssh;

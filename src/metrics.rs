@@ -22,6 +22,7 @@ pub struct Metrics {
     db: Arc<Mutex<Tsdb>>,
     tx: mpsc::Sender<Vec<Ingest>>,
     limits: QueryLimits,
+    remote: crate::remote_write::RemoteWrite,
 }
 
 fn lock(m: &Mutex<Tsdb>) -> std::sync::MutexGuard<'_, Tsdb> {
@@ -51,9 +52,21 @@ impl Metrics {
                 db: Arc::new(Mutex::new(db)),
                 tx,
                 limits,
+                remote: Default::default(),
             },
             IngestQueue(rx),
         ))
+    }
+
+    /// Sends every accepted sample to these remote-write endpoints as well.
+    pub fn with_remote(mut self, remote: crate::remote_write::RemoteWrite) -> Self {
+        self.remote = remote;
+        self
+    }
+
+    /// How each remote-write endpoint is doing.
+    pub fn remote_status(&self) -> Vec<crate::remote_write::Status> {
+        self.remote.status()
     }
 
     /// Queues samples for ingestion; false when the queue is full (the batch is dropped).
@@ -75,8 +88,8 @@ impl Metrics {
                     Err(_) => break,
                 }
             }
-            let db = self.db.clone();
-            let r = tokio::task::spawn_blocking(move || lock(&db).ingest(&batch)).await;
+            let me = self.clone();
+            let r = tokio::task::spawn_blocking(move || me.ingest_now(&batch)).await;
             match r {
                 Ok(Ok(res)) if !res.rejected.is_empty() => {
                     tracing::debug!(rejected = res.rejected.len(), first = %res.rejected[0].1, "Some samples were refused.");
@@ -110,7 +123,10 @@ impl Metrics {
 
     /// Ingests at once and waits until durable (imports, tests).
     pub fn ingest_now(&self, batch: &[Ingest]) -> std::io::Result<crate::tsdb::db::Ingested> {
-        lock(&self.db).ingest(batch)
+        let res = lock(&self.db).ingest(batch)?;
+        // Only durable samples leave the node.
+        self.remote.offer(batch, &res.rejected);
+        Ok(res)
     }
 
     /// An instant query at `t` (ms).

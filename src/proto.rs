@@ -113,6 +113,75 @@ pub enum AgentMsg {
         size: u64,
         sha256: String,
     },
+    /// The answer to `ServerMsg::Request { req, .. }`.
+    Reply {
+        req: u64,
+        reply: AgentReply,
+    },
+}
+
+/// Request/reply exchanges (`ServerMsg::Request` → `AgentMsg::Reply`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AgentRequest {
+    /// Fetch a metrics endpoint from the agent's host (exporters bound to its loopback).
+    Scrape(ScrapeRequest),
+    /// The top processes by `sort` ("cpu" or "memory"), at most `limit`.
+    Processes { sort: String, limit: u32 },
+}
+
+/// What the agent fetches for an agent-side scrape target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScrapeRequest {
+    /// `http://` or `https://` URL (validated by the server, checked again by the agent).
+    pub url: String,
+    pub timeout_secs: u64,
+    /// The full `Authorization` header value, if the target has credentials.
+    pub authorization: Option<String>,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AgentReply {
+    /// The body and Content-Type of a successful scrape.
+    Scraped {
+        body: String,
+        content_type: Option<String>,
+    },
+    Processes(ProcessList),
+    /// The request failed on the agent; `message` says why.
+    Failed {
+        message: String,
+    },
+}
+
+/// A snapshot of the host's busiest processes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcessList {
+    /// When the snapshot was taken (seconds since the epoch, agent clock).
+    pub collected_at: i64,
+    /// Processes on the host (before `limit`).
+    pub total: u32,
+    pub items: Vec<ProcessInfo>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub user: String,
+    pub name: String,
+    pub cmdline: String,
+    /// One letter as in ps: R, S, D, Z, T, I...
+    pub state: String,
+    /// Share of one CPU over the sampling interval (may exceed 100 with threads).
+    pub cpu_percent: f64,
+    pub rss_bytes: u64,
+    pub mem_percent: f64,
+    pub threads: u32,
+    /// Start time, seconds since the epoch.
+    pub started_at: Option<i64>,
 }
 
 /// Messages from the server after the handshake.
@@ -155,6 +224,12 @@ pub enum ServerMsg {
         xfer: u64,
         path: String,
         max_bytes: u64,
+    },
+    /// A question the agent answers once with `AgentMsg::Reply { req, .. }`. An agent that
+    /// does not know the request (older version) ignores it and the server times out.
+    Request {
+        req: u64,
+        request: AgentRequest,
     },
     /// The host was deleted: the agent stops and forgets its credential.
     Revoked {

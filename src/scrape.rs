@@ -17,6 +17,10 @@ use crate::store::{SCRAPE_TARGETS, Store};
 use crate::tsdb::db::Ingest;
 use crate::tsdb::exposition::{self, Format};
 
+/// The Accept header of scrapes (OpenMetrics preferred, as Prometheus asks).
+pub const ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1";
+
 /// One scrape target (one URL).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +50,10 @@ pub struct Target {
     /// Declared in omp.toml (read-only in the UI/API).
     #[serde(default)]
     pub from_config: bool,
+    /// Scraped by the agent of this host (for exporters bound to its loopback) instead of
+    /// the server.
+    #[serde(default)]
+    pub via_host: Option<u64>,
 }
 
 fn default_scheme() -> String {
@@ -154,6 +162,7 @@ pub struct Scraper {
     metrics: Metrics,
     config_targets: Arc<Vec<Target>>,
     state: Arc<Mutex<State>>,
+    hosts: Option<crate::hosts::Hosts>,
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -171,7 +180,14 @@ impl Scraper {
             metrics,
             config_targets: Arc::new(config_targets),
             state: Arc::default(),
+            hosts: None,
         }
+    }
+
+    /// Lets targets with `via_host` be scraped by that host's agent.
+    pub fn with_hosts(mut self, hosts: crate::hosts::Hosts) -> Self {
+        self.hosts = Some(hosts);
+        self
     }
 
     /// Every target: from the file, then the stored ones.
@@ -198,6 +214,33 @@ impl Scraper {
         t.validate()?;
         t.id = crate::auth::password::random_hex(6);
         self.store.write(|tx| tx.put(&SCRAPE_TARGETS, &t.id, &t))?;
+        Ok(t)
+    }
+
+    /// Replaces a stored target's settings; its secrets stay unless new ones are given or
+    /// `clear_auth` is set.
+    pub fn update(&self, id: &str, mut t: Target, clear_auth: bool) -> Result<Target> {
+        if id.starts_with("config-") {
+            return Err(Error::Refused(
+                "this target is declared in omp.toml: change it there".into(),
+            ));
+        }
+        t.from_config = false;
+        t.id = id.to_string();
+        let t = self.store.write(|tx| {
+            let old: Target = tx
+                .get(&SCRAPE_TARGETS, id)?
+                .ok_or_else(|| Error::NotFound(format!("scrape target {id}")))?;
+            if !clear_auth && t.basic_auth.is_none() && t.bearer_token.is_none() {
+                t.basic_auth = old.basic_auth;
+                t.bearer_token = old.bearer_token;
+            }
+            t.validate()?;
+            tx.put(&SCRAPE_TARGETS, id, &t)?;
+            Ok::<_, Error>(t)
+        })?;
+        // A changed target is scraped again at once, and its old series may go stale.
+        lock(&self.state).next_due.remove(id);
         Ok(t)
     }
 
@@ -252,7 +295,7 @@ impl Scraper {
                         let Ok(_p) = permits.acquire_owned().await else {
                             return;
                         };
-                        let _ = tokio::task::spawn_blocking(move || me.scrape_once(&t)).await;
+                        me.scrape_target(t).await;
                     });
                 }
             }
@@ -260,11 +303,56 @@ impl Scraper {
         tasks.abort_all();
     }
 
-    /// One scrape of one target (blocking): fetch, parse, label, store, record health.
+    /// One scrape of one target, by the server or by the target's agent.
+    pub async fn scrape_target(&self, t: Target) {
+        let Some(host) = t.via_host else {
+            let me = self.clone();
+            let _ = tokio::task::spawn_blocking(move || me.scrape_once(&t)).await;
+            return;
+        };
+        let started = Instant::now();
+        let now = chrono::Utc::now().timestamp_millis();
+        let fetched = match &self.hosts {
+            None => Err("agent-side scraping is not available in this process".to_string()),
+            Some(hosts) => {
+                let req = crate::proto::AgentRequest::Scrape(crate::proto::ScrapeRequest {
+                    url: t.url(),
+                    timeout_secs: t.timeout_secs,
+                    authorization: authorization(&t),
+                    max_bytes: AGENT_BODY_LIMIT,
+                });
+                // The agent has the target's timeout; the channel adds a little slack.
+                let wait = Duration::from_secs(t.timeout_secs + 5);
+                match hosts.request(host, req, wait).await {
+                    Ok(crate::proto::AgentReply::Scraped { body, content_type }) => {
+                        Ok((body, format_of(content_type.as_deref())))
+                    }
+                    Ok(crate::proto::AgentReply::Failed { message }) => Err(message),
+                    Ok(other) => Err(format!("unexpected agent reply {other:?}")),
+                    Err(e) => Err(format!("agent of host {host}: {e}")),
+                }
+            }
+        };
+        let me = self.clone();
+        let _ = tokio::task::spawn_blocking(move || me.record(&t, started, now, fetched)).await;
+    }
+
+    /// One scrape of one target by the server (blocking): fetch, parse, label, store.
     pub fn scrape_once(&self, t: &Target) {
         let started = Instant::now();
         let now = chrono::Utc::now().timestamp_millis();
-        let result = fetch(t).and_then(|(body, format)| {
+        self.record(t, started, now, fetch(t));
+    }
+
+    /// Parses a fetched body, labels and stores it with `up` and friends, records health.
+    fn record(
+        &self,
+        t: &Target,
+        started: Instant,
+        now: i64,
+        fetched: std::result::Result<(String, Format), String>,
+    ) {
+        let result = fetched.and_then(|(body, format)| {
             let parsed = exposition::parse(&body, format, &Default::default())
                 .map_err(|e| format!("bad exposition text: {e}"))?;
             if parsed.samples.len() > t.sample_limit {
@@ -360,6 +448,28 @@ impl Scraper {
     }
 }
 
+/// Bodies fetched by agents are smaller than the server's own limit: they cross the channel.
+const AGENT_BODY_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// The Authorization header value of a target with credentials.
+fn authorization(t: &Target) -> Option<String> {
+    if let Some(b) = &t.basic_auth {
+        return Some(format!(
+            "Basic {}",
+            data_encoding::BASE64.encode(b.as_bytes())
+        ));
+    }
+    t.bearer_token.as_ref().map(|tok| format!("Bearer {tok}"))
+}
+
+/// The exposition format of a Content-Type.
+fn format_of(content_type: Option<&str>) -> Format {
+    match content_type {
+        Some(ct) if ct.starts_with("application/openmetrics-text") => Format::OpenMetrics,
+        _ => Format::Prometheus,
+    }
+}
+
 /// GETs the target's metrics text; returns it with its format (from the Content-Type).
 fn fetch(t: &Target) -> std::result::Result<(String, Format), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -369,16 +479,10 @@ fn fetch(t: &Target) -> std::result::Result<(String, Format), String> {
         .into();
     let mut req = agent
         .get(&t.url())
-        .header("accept", "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.4,*/*;q=0.1")
+        .header("accept", ACCEPT)
         .header("user-agent", &format!("omp/{}", crate::VERSION));
-    if let Some(b) = &t.basic_auth {
-        req = req.header(
-            "authorization",
-            &format!("Basic {}", data_encoding::BASE64.encode(b.as_bytes())),
-        );
-    }
-    if let Some(tok) = &t.bearer_token {
-        req = req.header("authorization", &format!("Bearer {tok}"));
+    if let Some(a) = authorization(t) {
+        req = req.header("authorization", &a);
     }
     let mut resp = req
         .call()
@@ -387,14 +491,11 @@ fn fetch(t: &Target) -> std::result::Result<(String, Format), String> {
     if status != 200 {
         return Err(format!("{} answered HTTP {status}", t.url()));
     }
-    let format = match resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(ct) if ct.starts_with("application/openmetrics-text") => Format::OpenMetrics,
-        _ => Format::Prometheus,
-    };
+    let format = format_of(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+    );
     // Bodies are capped so a misbehaving target cannot exhaust memory.
     let body = resp
         .body_mut()

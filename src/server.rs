@@ -82,9 +82,12 @@ pub async fn run(
             data_dir.join("tsdb").display()
         )
     })?;
+    let remote = crate::remote_write::RemoteWrite::new(config.remote_write.clone());
+    let metrics = metrics.with_remote(remote.clone());
     let hosts = hosts.with_metrics(metrics.clone(), config.agent.metrics_secs);
     let scraper =
-        crate::scrape::Scraper::new(store.clone(), metrics.clone(), config.scrape.clone());
+        crate::scrape::Scraper::new(store.clone(), metrics.clone(), config.scrape.clone())
+            .with_hosts(hosts.clone());
     let local_agent = config.server.local_agent;
     let services = api::Services {
         auth: auth.clone(),
@@ -114,6 +117,7 @@ pub async fn run(
     tasks.spawn(metrics.clone().run_ingest(ingest_queue, stop_rx.clone()));
     tasks.spawn(metrics.run_maintenance(stop_rx.clone()));
     tasks.spawn(scraper.run(stop_rx.clone()));
+    tasks.spawn(remote.run(stop_rx.clone()));
     if local_agent {
         tasks.spawn(run_local_agent(
             hosts,

@@ -6,6 +6,7 @@
 pub mod files;
 pub mod inventory;
 pub mod metrics;
+pub mod requests;
 pub mod runner;
 pub mod sim;
 pub mod terminal;
@@ -379,6 +380,13 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64, metrics_secs: u64) -> End {
                         let out = out_tx.clone();
                         tasks.spawn(async move {
                             let _ = tokio::task::spawn_blocking(move || files::send_file(xfer, &path, max_bytes, &out)).await;
+                        });
+                    }
+                    ServerMsg::Request { req, request } => {
+                        let out = out_tx.clone();
+                        tasks.spawn(async move {
+                            let reply = requests::answer(request).await;
+                            let _ = out.send(AgentMsg::Reply { req, reply }).await;
                         });
                     }
                     ServerMsg::TermClose { term } => {

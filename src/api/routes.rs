@@ -382,6 +382,14 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             get(hosts::get_one),
         ),
         r(
+            Method::GET,
+            "/api/v1/hosts/{id}/processes",
+            "hosts.processes",
+            Perm("hosts:read"),
+            "The host's top processes by cpu or memory (?sort=cpu|memory&limit=20), read by its agent now",
+            get(hosts::processes),
+        ),
+        r(
             Method::PUT,
             "/api/v1/hosts/{id}",
             "hosts.update",
@@ -550,9 +558,12 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::GET, "/prometheus/api/v1/metadata", "prom.metadata", Perm("metrics:read"), "Metric metadata", get(prom::metadata)),
         r(Method::GET, "/prometheus/api/v1/status/buildinfo", "prom.buildinfo", Perm("metrics:read"), "Build information", get(prom::buildinfo)),
         r(Method::POST, "/api/v1/metrics/import", "metrics.import", Perm("metrics:write"), "Backfill exposition text with timestamps (?format=openmetrics|prometheus; raw body)", post(metrics_import::import)),
+        r(Method::GET, "/api/v1/remote-write", "remote_write.list", Perm("metrics:read"), "Remote-write endpoints from omp.toml with queued, sent and dropped samples and the last error", get(scrape::remote_write)),
         r(Method::GET, "/api/v1/scrape-targets", "scrape.list", Perm("metrics:read"), "Scrape targets (file and API) with their health and last error", get(scrape::list)),
         r(Method::POST, "/api/v1/scrape-targets", "scrape.create", Perm("metrics:write"), "Add a scrape target", post(scrape::create))
             .body(&["job", "target", "scheme", "metrics_path", "interval_secs", "timeout_secs", "labels", "sample_limit", "basic_auth", "bearer_token"]),
+        r(Method::PUT, "/api/v1/scrape-targets/{id}", "scrape.update", Perm("metrics:write"), "Change a scrape target added through the API (secrets kept unless given or clear_auth)", put(scrape::update))
+            .body(&["job", "target", "scheme", "metrics_path", "interval_secs", "timeout_secs", "labels", "sample_limit", "basic_auth", "bearer_token", "clear_auth", "via_host"]),
         r(Method::DELETE, "/api/v1/scrape-targets/{id}", "scrape.delete", Perm("metrics:write"), "Remove a scrape target added through the API", delete(scrape::remove)),
         r(Method::GET, "/federate", "prom.federate", Perm("metrics:read"), "Newest samples of match[] selectors in the Prometheus text format (for a Prometheus to scrape)", get(prom::federate)),
         r(Method::GET, "/metrics", "omp.metrics", Perm("metrics:read"), "OMP's own metrics in the Prometheus text format", get(prom::self_metrics)),

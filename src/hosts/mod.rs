@@ -7,6 +7,7 @@ pub mod exec;
 pub mod files;
 pub mod import;
 pub mod push;
+mod rpc;
 pub mod terminal;
 
 use std::collections::{BTreeMap, HashMap};
@@ -122,6 +123,7 @@ pub struct Hosts {
     terms: Arc<Mutex<terminal::Terminals>>,
     xfers: Arc<Mutex<files::Transfers>>,
     pushes: Arc<Mutex<push::Pushes>>,
+    rpc: Arc<Mutex<rpc::Pending>>,
     data_dir: std::path::PathBuf,
     heartbeat_secs: u64,
     metrics_secs: u64,
@@ -149,6 +151,7 @@ impl Hosts {
             terms: terminal::Terminals::new(),
             xfers: files::Transfers::new(),
             pushes: push::Pushes::new(),
+            rpc: Arc::default(),
             data_dir: data_dir.to_path_buf(),
             jobs: exec::JobTable::new(store.clone(), history_jobs),
             store,
@@ -415,6 +418,7 @@ impl Hosts {
             );
             self.host_terminals_lost(host_id);
             self.host_transfers_lost(host_id);
+            self.host_requests_lost(host_id);
             let t = now();
             let _ = self.store.write(|tx| {
                 if let Some(mut h) = tx.get_u64::<HostRecord>(&HOSTS, host_id)? {
@@ -456,6 +460,7 @@ impl Hosts {
                 size,
                 sha256,
             } => self.file_done(host_id, xfer, error, size, sha256),
+            AgentMsg::Reply { req, reply } => self.on_reply(host_id, req, reply),
             AgentMsg::TermExit { term, code, error } => {
                 let reason = error.unwrap_or_else(|| "the shell exited".into());
                 self.end_terminal(term, code, &reason);

@@ -16,14 +16,14 @@ fn server() -> TestServer {
     )
 }
 
-fn token(admin: &Client, body: Value) -> Value {
+pub(crate) fn token(admin: &Client, body: Value) -> Value {
     let a = admin.post("/api/v1/hosts/enroll-tokens", &body);
     assert_eq!(a.status, 201, "{}", a.text);
     a.body
 }
 
 /// Enrolls a new agent in `groups` and waits until it is connected; returns it and its host id.
-fn enrolled(s: &TestServer, admin: &Client, groups: &[&str]) -> (AgentProc, u64) {
+pub(crate) fn enrolled(s: &TestServer, admin: &Client, groups: &[&str]) -> (AgentProc, u64) {
     let t = token(admin, json!({"ttl_minutes": 5, "groups": groups}));
     let agent = AgentProc::start(s, Some(t["token"].as_str().unwrap()), None);
     assert!(
@@ -35,7 +35,7 @@ fn enrolled(s: &TestServer, admin: &Client, groups: &[&str]) -> (AgentProc, u64)
     (agent, id)
 }
 
-fn host_by_token(admin: &Client, token_id: &str) -> u64 {
+pub(crate) fn host_by_token(admin: &Client, token_id: &str) -> u64 {
     let list = admin.get("/api/v1/hosts/enroll-tokens").body;
     list["items"]
         .as_array()

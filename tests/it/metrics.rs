@@ -461,3 +461,247 @@ fn scraping_a_real_node_exporter_with_up_staleness_and_limits() {
         204
     );
 }
+
+#[test]
+fn agent_side_scraping_target_edits_and_top_processes() {
+    let s = TestServer::start_with(
+        &[
+            ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("OMP_AGENT__HEARTBEAT_SECS", "1"),
+        ],
+        None,
+    );
+    let admin = s.admin();
+    let (mut agent, host) = crate::hosts::enrolled(&s, &admin, &[]);
+    let ne = node_exporter();
+
+    // The exporter is scraped by the agent (as for exporters bound to a host's loopback).
+    let a = admin.post(
+        "/api/v1/scrape-targets",
+        &json!({"job": "via", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "via_host": host}),
+    );
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["via_host"], host);
+    assert!(a.body["via_hostname"].is_string(), "{}", a.text);
+    let id = a.body["id"].as_str().unwrap().to_string();
+    eventually(30, || {
+        (q(&admin, "up{job=\"via\"}")["data"]["result"][0]["value"][1] == "1").then_some(())
+    })
+    .expect("up = 1 through the agent");
+    let load = q(&admin, "node_load1{job=\"via\"}");
+    assert_eq!(
+        load["data"]["result"][0]["metric"]["instance"],
+        ne.addr.as_str(),
+        "{load}"
+    );
+
+    // Editing: new labels show up; a stored secret is kept unless cleared; bad input named.
+    let a = admin.put(
+        &format!("/api/v1/scrape-targets/{id}"),
+        &json!({"job": "via", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "via_host": host, "labels": {"site": "b"}, "bearer_token": "s3cret"}),
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["auth"], "bearer");
+    let a = admin.put(
+        &format!("/api/v1/scrape-targets/{id}"),
+        &json!({"job": "via", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "via_host": host, "labels": {"site": "b"}}),
+    );
+    assert_eq!(a.body["auth"], "bearer", "secret kept: {}", a.text);
+    let a = admin.put(
+        &format!("/api/v1/scrape-targets/{id}"),
+        &json!({"job": "via", "target": ne.addr, "interval_secs": 1, "timeout_secs": 1, "via_host": host, "labels": {"site": "b"}, "clear_auth": true}),
+    );
+    assert_eq!(a.body["auth"], "none", "secret cleared: {}", a.text);
+    eventually(30, || {
+        (q(&admin, "node_load1{job=\"via\",site=\"b\"}")["data"]["result"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1))
+        .then_some(())
+    })
+    .expect("edited labels");
+    let bad = admin.put(
+        &format!("/api/v1/scrape-targets/{id}"),
+        &json!({"job": "via", "target": ne.addr, "via_host": 999_999}),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(bad.text.contains("via_host"), "{}", bad.text);
+    let missing = admin.put(
+        "/api/v1/scrape-targets/nope",
+        &json!({"job": "via", "target": ne.addr}),
+    );
+    assert_eq!(missing.status, 404, "{}", missing.text);
+
+    // Top processes, read by the agent now: the agent itself is among them.
+    let p = admin.get(&format!(
+        "/api/v1/hosts/{host}/processes?sort=memory&limit=500"
+    ));
+    assert_eq!(p.status, 200, "{}", p.text);
+    let items = p.body["items"].as_array().unwrap();
+    assert!(p.body["total"].as_u64().unwrap() as usize >= items.len());
+    let me = items
+        .iter()
+        .find(|i| i["pid"] == agent.pid())
+        .unwrap_or_else(|| panic!("agent pid {} not listed: {}", agent.pid(), p.text));
+    assert!(me["rss_bytes"].as_u64().unwrap() > 0, "{me}");
+    assert!(me["cmdline"].as_str().unwrap().contains("agent"), "{me}");
+    let rss: Vec<u64> = items
+        .iter()
+        .map(|i| i["rss_bytes"].as_u64().unwrap())
+        .collect();
+    assert!(rss.windows(2).all(|w| w[0] >= w[1]), "sorted by memory");
+    let top3 = admin.get(&format!("/api/v1/hosts/{host}/processes?limit=3"));
+    assert_eq!(top3.body["items"].as_array().unwrap().len(), 3);
+    let bad = admin.get(&format!("/api/v1/hosts/{host}/processes?sort=name"));
+    assert_eq!(bad.status, 422, "{}", bad.text);
+
+    // An offline host: the scrape target goes down with the reason, processes answer 409.
+    agent.kill();
+    let t = eventually(30, || {
+        let list = admin.get("/api/v1/scrape-targets").body;
+        let t = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id.as_str())
+            .unwrap()
+            .clone();
+        (t["health"] == "down").then_some(t)
+    })
+    .expect("target down with its agent");
+    assert!(t["last_error"].as_str().unwrap().contains("offline"), "{t}");
+    let p = admin.get(&format!("/api/v1/hosts/{host}/processes"));
+    assert_eq!(p.status, 409, "{}", p.text);
+}
+
+/// Debian's VictoriaMetrics on a free loopback port (a real remote_write receiver).
+struct Victoria {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Victoria {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn victoria() -> Victoria {
+    let bin = "/usr/bin/victoria-metrics";
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "{bin} is missing: apt-get install victoria-metrics (tests/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(bin)
+        .arg(format!("-httpListenAddr={addr}"))
+        .arg(format!("-storageDataPath={}", dir.path().display()))
+        .arg("-retentionPeriod=100y")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let health = format!("http://{addr}/health");
+    eventually(30, || {
+        ureq::get(&health)
+            .call()
+            .ok()
+            .filter(|r| r.status() == 200)
+            .map(|_| ())
+    })
+    .expect("victoria-metrics started");
+    Victoria {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn remote_write_reaches_a_real_victoria_metrics() {
+    let vm = victoria();
+    let dir = tempfile::tempdir().unwrap();
+    // A closed port as the second endpoint: its failures are counted, the first is unaffected.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("omp.toml"),
+        format!(
+            "[[remote_write]]\nname = \"vm\"\nurl = \"http://{}/api/v1/write\"\n\n[[remote_write]]\nurl = \"http://127.0.0.1:{closed}/api/v1/write\"\ntimeout_secs = 1\n",
+            vm.addr
+        ),
+    )
+    .unwrap();
+    let s = TestServer::start_with(&[("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD)], Some(dir));
+    let admin = s.admin();
+    let now = chrono::Utc::now().timestamp() - 120;
+    let text: String = (0..10)
+        .map(|i| {
+            format!(
+                "rw_test{{site=\"a b\",path=\"c:\\\\x\"}} {} {}\n",
+                i as f64 * 1.5,
+                now + i * 10
+            )
+        })
+        .collect::<String>()
+        + "# EOF\n";
+    let a = admin.send_raw(
+        "POST",
+        "/api/v1/metrics/import",
+        text.into_bytes(),
+        &[("content-type", "application/openmetrics-text")],
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["accepted"], 10, "{}", a.text);
+
+    // VictoriaMetrics has exactly the samples, labels (with escapes) intact.
+    let export = format!(
+        "http://{}/api/v1/export?match[]=rw_test&start={}",
+        vm.addr,
+        now - 60
+    );
+    let got = eventually(30, || {
+        let _ = ureq::get(&format!("http://{}/internal/force_flush", vm.addr)).call();
+        let body = ureq::get(&export)
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        let line: Value = serde_json::from_str(body.lines().next()?).ok()?;
+        (line["values"].as_array()?.len() == 10).then_some(line)
+    })
+    .expect("samples in victoria-metrics");
+    assert_eq!(got["metric"]["site"], "a b", "{got}");
+    assert_eq!(got["metric"]["path"], "c:\\x", "{got}");
+    assert_eq!(got["values"][3], 4.5, "{got}");
+    assert_eq!(got["timestamps"][3], (now + 30) * 1000, "{got}");
+
+    let st = eventually(30, || {
+        let st = admin.get("/api/v1/remote-write").body;
+        (st["items"][1]["failed_requests"].as_u64()? > 0).then_some(st)
+    })
+    .expect("the closed endpoint's failures are counted");
+    let items = st["items"].as_array().unwrap();
+    assert_eq!(items[0]["name"], "vm");
+    assert!(items[0]["sent_samples"].as_u64().unwrap() >= 10, "{st}");
+    assert!(items[0]["last_success"].is_string(), "{st}");
+    assert!(
+        items[1]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach"),
+        "{st}"
+    );
+    assert!(items[1]["queued_samples"].as_u64().unwrap() >= 10, "{st}");
+}

@@ -56,6 +56,13 @@ impl TestServer {
             .arg("--listen-addr-file")
             .arg(&addr_file)
             .arg("--no-local-agent")
+            .args(
+                // A test that needs settings only a file can hold (arrays) writes DIR/omp.toml.
+                Some(dir.path().join("omp.toml"))
+                    .filter(|p| p.exists())
+                    .map(|p| vec![std::ffi::OsString::from("--config"), p.into_os_string()])
+                    .unwrap_or_default(),
+            )
             .env_remove("OMP_ADMIN_PASSWORD")
             .env("OMP_LOG", "info")
             .stdin(Stdio::null())
@@ -410,6 +417,10 @@ impl AgentProc {
     }
 
     /// Waits for a log line containing `needle` (or the process ending); true when seen.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn wait_for(&self, needle: &str) -> bool {
         loop {
             match self.events.recv_timeout(Duration::from_secs(30)) {

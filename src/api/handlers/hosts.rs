@@ -107,6 +107,47 @@ pub(crate) async fn get_one(
     Ok(axum::Json(host_dto(&v)).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ProcessArgs {
+    sort: String,
+    limit: u32,
+}
+
+impl Default for ProcessArgs {
+    fn default() -> Self {
+        ProcessArgs {
+            sort: "cpu".into(),
+            limit: 20,
+        }
+    }
+}
+
+/// The host's top processes, asked of its agent now.
+pub(crate) async fn processes(
+    State(st): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    QueryArgs(a): QueryArgs<ProcessArgs>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let list = st
+        .hosts
+        .processes(&p.grants, id, &a.sort, a.limit)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(axum::Json(json!({
+        "collected_at": time(list.collected_at),
+        "total": list.total,
+        "items": list.items.iter().map(|p| {
+            let mut v = json!(p);
+            v["started_at"] = p.started_at.map(time).unwrap_or(Value::Null);
+            v
+        }).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
 pub(crate) async fn update(
     State(st): State<AppState>,
     Extension(p): Extension<Principal>,
