@@ -14,8 +14,9 @@
 //    (every 2 s) and waits until it is "down" with the server's "HTTP 401" as last error (the
 //    server's /metrics needs a token), readable in full in the expanded row;
 //  - creates an API token and edits the target to use it as bearer token (the drawer says stored
-//    secrets are kept), then waits until it is "up" with samples (scrape-targets.png, and
-//    scrape-targets-zh.png in Chinese); deletes it after confirmation;
+//    secrets are kept), then waits until it is "up" with samples; moves the scraping to the
+//    host's agent (the target stays up; scrape-targets.png, and scrape-targets-zh.png and
+//    scrape-target-edit-zh.png in Chinese); deletes it after confirmation;
 //  - expects the remote-write card exactly when GET /api/v1/remote-write answers.
 // In the explorer: `node_lo` offers node_load1 (↓/↑ move, Tab inserts), `{` offers the series'
 // label names (Enter inserts instance=""), the value list offers the host (a click inserts it), Esc
@@ -81,6 +82,18 @@ async function fieldError(testid) {
   return (await err.allInnerTexts()).join(' | ');
 }
 
+/** Waits until an element stops moving (a drawer sliding in), for a clean screenshot. */
+async function settled(locator) {
+  let last = null;
+  for (let i = 0; i < 50; i++) {
+    const box = await locator.boundingBox();
+    const key = box && `${Math.round(box.x)},${Math.round(box.y)},${Math.round(box.width)}`;
+    if (key && key === last) return;
+    last = key;
+    await page.waitForTimeout(100);
+  }
+}
+
 async function activeOption() {
   return page.locator(`${tid('promql-option')}[data-active="true"]`).getAttribute('data-value');
 }
@@ -108,6 +121,7 @@ await step('bad input in the form: every field says what is wrong, nothing is se
   await page.locator(tid('target-label-value')).nth(0).fill('east');
   await page.locator(tid('target-label-key')).nth(1).fill('__meta');
   await page.locator(tid('target-label-value')).nth(1).fill('x');
+  await settled(page.locator('.ant-drawer-content-wrapper'));
   const before = sent.filter((s) => s === 'POST /api/v1/scrape-targets').length;
   await page.locator(tid('target-save')).click();
   const messages = {
@@ -155,6 +169,8 @@ await step('without a token the target is down and says why', async () => {
   const full = await page.locator(tid('target-error-full')).first().innerText();
   expect(full.includes(`http://${serverAddr}/metrics`) && /401/.test(full), `full error: ${full}`);
   console.log(`     last error: ${full}`);
+  await page.mouse.move(1400, 20);
+  await page.screenshot({ path: join(SHOTS, 'scrape-target-down.png'), fullPage: true });
   await row().locator('.ant-table-row-expand-icon').click();
 }, SCRAPE_WAIT);
 
@@ -193,6 +209,31 @@ await step('edit again: the stored token is kept unless a new one is typed', asy
   await page.locator(tid('target-drawer')).waitFor({ state: 'hidden' });
 });
 
+await step(`edit: scraped by the agent of ${EXPECT_HOST} (it runs on this machine)`, async () => {
+  await row().locator(tid('target-edit')).click();
+  await page.locator(tid('target-drawer')).waitFor({ state: 'visible' });
+  await page.locator(tid('target-via-select')).click();
+  await page.locator('.ant-select-dropdown:visible .ant-select-item-option', { hasText: EXPECT_HOST }).first().click();
+  const help = await page.locator('.ant-form-item', { has: page.locator(tid('target-via-select')) }).innerText();
+  expect(/localhost/.test(help), `the field says ${JSON.stringify(help)}`);
+  const saved = Date.now();
+  await page.locator(tid('target-save')).click();
+  await page.locator(tid('target-drawer')).waitFor({ state: 'hidden' });
+  await row().locator(tid('target-via')).filter({ hasText: EXPECT_HOST }).waitFor({ state: 'visible' });
+  // a scrape after the change (by the agent now) that succeeded
+  const until = Date.now() + SCRAPE_WAIT;
+  let mine;
+  for (;;) {
+    const list = JSON.parse((await apiCall('GET', '/scrape-targets')).body);
+    mine = list.items.find((x) => x.job === JOB);
+    if (mine?.last_scrape && Date.parse(mine.last_scrape) >= saved - 1000 && mine.health === 'up') break;
+    expect(Date.now() < until, `no successful scrape by the agent: ${JSON.stringify(mine)}`);
+    await page.waitForTimeout(500);
+  }
+  expect(mine.via_hostname === EXPECT_HOST && mine.auth === 'bearer', `the server has ${JSON.stringify(mine)}`);
+  await waitHealth('up', SCRAPE_WAIT);
+}, SCRAPE_WAIT);
+
 let remoteWrite = 0;
 await step('the remote-write card is there exactly when the server has the route', async () => {
   const r = await apiCall('GET', '/remote-write');
@@ -207,16 +248,19 @@ await step('the remote-write card is there exactly when the server has the route
 
 await step('screenshot the targets page (English and Chinese)', async () => {
   await page.mouse.move(1400, 20);
+  await page.locator('.ant-message-notice').waitFor({ state: 'detached' }).catch(() => undefined);
   await page.screenshot({ path: join(SHOTS, 'scrape-targets.png'), fullPage: true });
   await page.locator(tid('lang-switch')).click();
   await page.locator(tid('lang-zh-CN')).click();
   await page.locator(tid('tab-targets')).filter({ hasText: '采集目标' }).waitFor({ state: 'visible' });
   await row().locator(tid('target-edit')).click();
   await page.locator(tid('target-drawer')).waitFor({ state: 'visible' });
+  await settled(page.locator('.ant-drawer-content-wrapper'));
   await page.mouse.move(1400, 20);
   await page.screenshot({ path: join(SHOTS, 'scrape-target-edit-zh.png') });
   await page.locator(tid('target-cancel')).click();
   await page.locator(tid('target-drawer')).waitFor({ state: 'hidden' });
+  await page.locator('.ant-message-notice').waitFor({ state: 'detached' }).catch(() => undefined);
   await page.screenshot({ path: join(SHOTS, 'scrape-targets-zh.png'), fullPage: true });
   await page.locator(tid('lang-switch')).click();
   await page.locator(tid('lang-en')).click();

@@ -85,7 +85,7 @@ export default function HostProcesses({ host }: { host: Host }) {
 
   const cpuScale = Math.max(1, host.cpus || 1) * 100;
   const columns: ColumnsType<ProcessInfo> = [
-    { title: t('procs.pid'), dataIndex: 'pid', width: 90, render: (v: number) => <span className="omp-mono">{v}</span> },
+    { title: t('procs.pid'), dataIndex: 'pid', width: 90, render: (v: number) => <span className="omp-mono" style={{ whiteSpace: 'nowrap', wordBreak: 'normal' }}>{v}</span> },
     {
       title: t('procs.command'),
       key: 'command',

@@ -232,101 +232,101 @@ export default function HostDetailPage() {
           <HostProcesses host={host} />
         </Suspense>
       ) : (
-      <Row gutter={[16, 16]}>
-        <Col xs={24}>
-          <Card title={t('hosts.inventory')}>
-            <Descriptions size="small" column={{ xs: 1, md: 2, xl: 3 }} data-testid="host-inventory">
-              <Descriptions.Item label={t('hosts.hostname')}>{host.hostname}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.id')}>
-                <Typography.Text className="omp-mono" copyable={{ tooltips: [t('common.copy'), t('common.copied')] }}>
-                  {String(host.id)}
-                </Typography.Text>
-              </Descriptions.Item>
-              {host.machine_id ? (
-                <Descriptions.Item label={t('hosts.machineId')}>
-                  <span className="omp-mono">{host.machine_id}</span>
+        <Row gutter={[16, 16]}>
+          <Col xs={24}>
+            <Card title={t('hosts.inventory')}>
+              <Descriptions size="small" column={{ xs: 1, md: 2, xl: 3 }} data-testid="host-inventory">
+                <Descriptions.Item label={t('hosts.hostname')}>{host.hostname}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.id')}>
+                  <Typography.Text className="omp-mono" copyable={{ tooltips: [t('common.copy'), t('common.copied')] }}>
+                    {String(host.id)}
+                  </Typography.Text>
                 </Descriptions.Item>
-              ) : null}
-              <Descriptions.Item label={t('hosts.status')}>
-                <Space size={4}>
-                  <HostStatusTag host={host} />
-                  <Typography.Text type="secondary">{fmtAgo(t, host.last_seen_at)}</Typography.Text>
-                </Space>
-              </Descriptions.Item>
-              <Descriptions.Item label={t('hosts.lastSeen')}>{fmtTime(host.last_seen_at)}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.enrolledAt')}>{fmtTime(host.enrolled_at)}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.agentVersion')}>{host.agent_version || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.os')}>{host.os || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.kernel')}>{host.kernel || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.arch')}>{host.arch || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.cpus')}>{host.cpus || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.memory')}>{fmtBytes(host.memory_bytes)}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.uptime')}>{fmtDuration(t, host.uptime_secs)}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.ips')} span={{ xs: 1, md: 2, xl: 3 }}>
-                {host.ips?.length ? <span className="omp-mono">{host.ips.join(', ')}</span> : '—'}
-              </Descriptions.Item>
-              <Descriptions.Item label={t('hosts.labels')}>
-                <LabelTags labels={host.labels} />
-              </Descriptions.Item>
-              <Descriptions.Item label={t('hosts.groups')}>
-                <GroupTags groups={host.groups} />
-              </Descriptions.Item>
-              <Descriptions.Item label={t('maint.tag')}>
-                {host.maintenance?.enabled ? (
-                  <span data-testid="host-maintenance-info">
-                    {host.maintenance.reason ? <strong>{host.maintenance.reason}</strong> : null}
-                    {host.maintenance.reason ? ' — ' : null}
-                    {t('maint.byWhen', { by: host.maintenance.by || '—', since: fmtTime(host.maintenance.since) })}
-                    {' · '}
-                    {host.maintenance.until ? t('maint.untilTime', { until: fmtTime(host.maintenance.until) }) : t('maint.untilOff')}
-                  </span>
-                ) : (
-                  <Typography.Text type="secondary">{t('maint.off')}</Typography.Text>
-                )}
-              </Descriptions.Item>
-            </Descriptions>
-          </Card>
-        </Col>
-        {can('metrics:read') && (
-          <Col xs={24}>
-            <Suspense fallback={<Card title={t('metrics.title')} loading />}>
-              <HostMetricsCard host={host} />
-            </Suspense>
-          </Col>
-        )}
-        <Col xs={24}>
-          <Card title={t('hosts.disks')}>
-            <Table<Disk>
-              rowKey={(d) => `${d.mount}|${d.fs}`}
-              size="small"
-              columns={diskColumns}
-              dataSource={host.disks ?? []}
-              pagination={false}
-              data-testid="host-disks"
-            />
-          </Card>
-        </Col>
-        {can('exec:run') && (
-          <Col xs={24}>
-            <Card title={t('hosts.runCommand')} data-testid="host-exec">
-              {host.status !== 'online' && (
-                <Typography.Paragraph type="warning">{t('hosts.offlineExec')}</Typography.Paragraph>
-              )}
-              <ExecForm host={host} onStarted={setJob} />
+                {host.machine_id ? (
+                  <Descriptions.Item label={t('hosts.machineId')}>
+                    <span className="omp-mono">{host.machine_id}</span>
+                  </Descriptions.Item>
+                ) : null}
+                <Descriptions.Item label={t('hosts.status')}>
+                  <Space size={4}>
+                    <HostStatusTag host={host} />
+                    <Typography.Text type="secondary">{fmtAgo(t, host.last_seen_at)}</Typography.Text>
+                  </Space>
+                </Descriptions.Item>
+                <Descriptions.Item label={t('hosts.lastSeen')}>{fmtTime(host.last_seen_at)}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.enrolledAt')}>{fmtTime(host.enrolled_at)}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.agentVersion')}>{host.agent_version || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.os')}>{host.os || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.kernel')}>{host.kernel || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.arch')}>{host.arch || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.cpus')}>{host.cpus || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.memory')}>{fmtBytes(host.memory_bytes)}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.uptime')}>{fmtDuration(t, host.uptime_secs)}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.ips')} span={{ xs: 1, md: 2, xl: 3 }}>
+                  {host.ips?.length ? <span className="omp-mono">{host.ips.join(', ')}</span> : '—'}
+                </Descriptions.Item>
+                <Descriptions.Item label={t('hosts.labels')}>
+                  <LabelTags labels={host.labels} />
+                </Descriptions.Item>
+                <Descriptions.Item label={t('hosts.groups')}>
+                  <GroupTags groups={host.groups} />
+                </Descriptions.Item>
+                <Descriptions.Item label={t('maint.tag')}>
+                  {host.maintenance?.enabled ? (
+                    <span data-testid="host-maintenance-info">
+                      {host.maintenance.reason ? <strong>{host.maintenance.reason}</strong> : null}
+                      {host.maintenance.reason ? ' — ' : null}
+                      {t('maint.byWhen', { by: host.maintenance.by || '—', since: fmtTime(host.maintenance.since) })}
+                      {' · '}
+                      {host.maintenance.until ? t('maint.untilTime', { until: fmtTime(host.maintenance.until) }) : t('maint.untilOff')}
+                    </span>
+                  ) : (
+                    <Typography.Text type="secondary">{t('maint.off')}</Typography.Text>
+                  )}
+                </Descriptions.Item>
+              </Descriptions>
             </Card>
           </Col>
-        )}
-        {job && (
+          {can('metrics:read') && (
+            <Col xs={24}>
+              <Suspense fallback={<Card title={t('metrics.title')} loading />}>
+                <HostMetricsCard host={host} />
+              </Suspense>
+            </Col>
+          )}
           <Col xs={24}>
-            <JobView key={String(job.id)} jobId={job.id} initial={job} />
+            <Card title={t('hosts.disks')}>
+              <Table<Disk>
+                rowKey={(d) => `${d.mount}|${d.fs}`}
+                size="small"
+                columns={diskColumns}
+                dataSource={host.disks ?? []}
+                pagination={false}
+                data-testid="host-disks"
+              />
+            </Card>
           </Col>
-        )}
-        {can('files:transfer') && (
-          <Col xs={24}>
-            <FilesCard host={host} />
-          </Col>
-        )}
-      </Row>
+          {can('exec:run') && (
+            <Col xs={24}>
+              <Card title={t('hosts.runCommand')} data-testid="host-exec">
+                {host.status !== 'online' && (
+                  <Typography.Paragraph type="warning">{t('hosts.offlineExec')}</Typography.Paragraph>
+                )}
+                <ExecForm host={host} onStarted={setJob} />
+              </Card>
+            </Col>
+          )}
+          {job && (
+            <Col xs={24}>
+              <JobView key={String(job.id)} jobId={job.id} initial={job} />
+            </Col>
+          )}
+          {can('files:transfer') && (
+            <Col xs={24}>
+              <FilesCard host={host} />
+            </Col>
+          )}
+        </Row>
       )}
       {editing && (
         <EditHostModal

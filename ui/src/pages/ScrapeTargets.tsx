@@ -30,12 +30,15 @@ import {
 import type { ColumnsType } from 'antd/es/table';
 import type { Rule } from 'antd/es/form';
 import {
+  CheckCircleOutlined,
+  CloseCircleOutlined,
   CloudUploadOutlined,
   DeleteOutlined,
   EditOutlined,
   LockOutlined,
   MinusCircleOutlined,
   PlusOutlined,
+  QuestionCircleOutlined,
   ReloadOutlined,
 } from '@ant-design/icons';
 import { Link } from 'react-router-dom';
@@ -77,8 +80,9 @@ function fmtSecs(t: TFunc, s: number): string {
 export function HealthTag({ health }: { health: ScrapeHealth }) {
   const t = useT();
   const color = health === 'up' ? 'success' : health === 'down' ? 'error' : 'default';
+  const icon = health === 'up' ? <CheckCircleOutlined /> : health === 'down' ? <CloseCircleOutlined /> : <QuestionCircleOutlined />;
   return (
-    <Tag color={color} data-testid="target-health" data-health={health} style={{ marginInlineEnd: 0 }}>
+    <Tag color={color} icon={icon} data-testid="target-health" data-health={health} style={{ marginInlineEnd: 0 }}>
       {t(`scrape.health.${health}` as MsgKey)}
     </Tag>
   );
@@ -92,7 +96,7 @@ function ErrorText({ text, testid }: { text: string | null | undefined; testid: 
       title={<div style={{ whiteSpace: 'pre-wrap', wordBreak: 'break-word', maxHeight: 320, overflow: 'auto' }}>{text}</div>}
       styles={{ root: { maxWidth: 520 } }}
     >
-      <Typography.Text type="danger" ellipsis style={{ maxWidth: 260, fontSize: 13 }} data-testid={testid}>
+      <Typography.Text type="danger" ellipsis style={{ maxWidth: '100%', fontSize: 13 }} data-testid={testid}>
         {text}
       </Typography.Text>
     </Tooltip>
@@ -196,14 +200,15 @@ export default function ScrapeTargetsPage() {
     {
       title: t('scrape.health'),
       dataIndex: 'health',
-      width: 96,
+      width: 100,
       render: (v: ScrapeHealth) => <HealthTag health={v} />,
     },
     {
       title: t('scrape.endpoint'),
       key: 'endpoint',
+      width: 290,
       render: (_: unknown, x) => (
-        <div style={{ minWidth: 220 }}>
+        <div>
           <Space size={6} wrap>
             <Typography.Text strong data-testid="target-job">
               {x.job}
@@ -228,36 +233,28 @@ export default function ScrapeTargetsPage() {
               {x.url}
             </Typography.Text>
           </div>
+          {Object.keys(x.labels ?? {}).length > 0 && (
+            <Space size={[4, 4]} wrap style={{ marginTop: 4 }} data-testid="target-labels">
+              {Object.entries(x.labels).map(([k, val]) => (
+                <Tag key={k} className="omp-mono" style={{ marginInlineEnd: 0, fontSize: 12 }}>
+                  {k}={val}
+                </Tag>
+              ))}
+            </Space>
+          )}
         </div>
       ),
     },
     {
       title: t('scrape.scrapedBy'),
       key: 'via',
-      width: 130,
+      width: 120,
       render: (_: unknown, x) => scrapedBy(t, x),
-    },
-    {
-      title: t('scrape.labels'),
-      dataIndex: 'labels',
-      render: (v: Record<string, string>) => {
-        const list = Object.entries(v ?? {});
-        if (!list.length) return <Typography.Text type="secondary">—</Typography.Text>;
-        return (
-          <Space size={[4, 4]} wrap style={{ maxWidth: 260 }}>
-            {list.map(([k, val]) => (
-              <Tag key={k} className="omp-mono" style={{ marginInlineEnd: 0 }}>
-                {k}={val}
-              </Tag>
-            ))}
-          </Space>
-        );
-      },
     },
     {
       title: t('scrape.intervalTimeout'),
       key: 'interval',
-      width: 120,
+      width: 130,
       render: (_: unknown, x) => (
         <span style={{ whiteSpace: 'nowrap' }}>
           {fmtSecs(t, x.interval_secs)} / {fmtSecs(t, x.timeout_secs)}
@@ -266,39 +263,31 @@ export default function ScrapeTargetsPage() {
     },
     {
       title: t('scrape.lastScrape'),
-      dataIndex: 'last_scrape',
-      width: 130,
-      render: (v: string | null | undefined) =>
-        v ? (
-          <Tooltip title={fmtTime(v)}>
-            <span style={{ whiteSpace: 'nowrap' }} data-testid="target-last-scrape">
-              {fmtAgo(t, v, now)}
-            </span>
-          </Tooltip>
-        ) : (
-          <Typography.Text type="secondary">{t('common.never')}</Typography.Text>
-        ),
-    },
-    {
-      title: t('scrape.duration'),
-      dataIndex: 'last_duration_secs',
-      width: 100,
-      align: 'right',
-      render: (v: number | null | undefined) => (
-        <span style={{ whiteSpace: 'nowrap' }}>{v === null || v === undefined ? '—' : fmtMs(Math.round(v * 1000))}</span>
-      ),
-    },
-    {
-      title: t('scrape.samples'),
-      key: 'samples',
-      width: 120,
-      align: 'right',
+      key: 'last',
+      width: 170,
       render: (_: unknown, x) => (
-        <Tooltip title={t('scrape.sampleLimitIs', { n: fmtCount(x.sample_limit) })}>
-          <span style={{ whiteSpace: 'nowrap' }} data-testid="target-samples">
-            {fmtCount(x.samples)}
-          </span>
-        </Tooltip>
+        <div style={{ whiteSpace: 'nowrap' }}>
+          {x.last_scrape ? (
+            <Tooltip title={fmtTime(x.last_scrape)}>
+              <span data-testid="target-last-scrape">{fmtAgo(t, x.last_scrape, now)}</span>
+            </Tooltip>
+          ) : (
+            <Typography.Text type="secondary">{t('common.never')}</Typography.Text>
+          )}
+          <div>
+            <Typography.Text type="secondary" style={{ fontSize: 12 }}>
+              <Tooltip title={t('scrape.duration')}>
+                <span data-testid="target-duration">
+                  {x.last_duration_secs === null || x.last_duration_secs === undefined ? '—' : fmtMs(Math.round(x.last_duration_secs * 1000))}
+                </span>
+              </Tooltip>
+              {' · '}
+              <Tooltip title={t('scrape.sampleLimitIs', { n: fmtCount(x.sample_limit) })}>
+                <span data-testid="target-samples">{t('scrape.nSamples', { n: fmtCount(x.samples) })}</span>
+              </Tooltip>
+            </Typography.Text>
+          </div>
+        </div>
       ),
     },
     {
@@ -408,7 +397,7 @@ export default function ScrapeTargetsPage() {
           dataSource={shown}
           data-testid="targets-table"
           onRow={(x) => rowAttrs({ 'data-testid': 'target-row', 'data-job': x.job, 'data-target': x.target })}
-          scroll={{ x: 1300 }}
+          scroll={{ x: 1080 }}
           expandable={{
             expandedRowRender: (x) => <TargetDetails target={x} />,
             expandRowByClick: false,
@@ -461,7 +450,11 @@ function TargetDetails({ target: x }: { target: ScrapeTarget }) {
       </Descriptions>
       <Typography.Text type="secondary">{t('scrape.lastError')}</Typography.Text>
       {x.last_error ? (
-        <pre className="omp-output" style={{ color: '#cf1322' }} data-testid="target-error-full">
+        <pre
+          className="omp-mono"
+          style={{ margin: '4px 0 0', padding: '8px 12px', whiteSpace: 'pre-wrap', background: '#fff2f0', border: '1px solid #ffccc7', borderRadius: 6, color: '#a8071a' }}
+          data-testid="target-error-full"
+        >
           {x.last_error}
         </pre>
       ) : (
@@ -1038,16 +1031,22 @@ function RemoteWriteCard({ tick }: { tick: number }) {
       data-testid="remote-write"
     >
       {error && <Alert type="error" showIcon style={{ marginBottom: 12 }} title={t('rw.loadFailed')} description={error.message} />}
-      <Table<RemoteWriteStatus>
-        rowKey={(r) => `${r.name}|${r.url}`}
-        size="small"
-        columns={columns}
-        dataSource={items ?? []}
-        pagination={false}
-        scroll={{ x: 1000 }}
-        locale={{ emptyText: <Empty image={Empty.PRESENTED_IMAGE_SIMPLE} description={t('rw.empty')} /> }}
-        data-testid="rw-table"
-      />
+      {items && items.length === 0 ? (
+        <Typography.Text type="secondary" data-testid="rw-empty">
+          {t('rw.empty')}
+        </Typography.Text>
+      ) : (
+        <Table<RemoteWriteStatus>
+          rowKey={(r) => `${r.name}|${r.url}`}
+          size="small"
+          columns={columns}
+          dataSource={items ?? []}
+          pagination={false}
+          scroll={{ x: 1000 }}
+          locale={{ emptyText: <Empty image={Empty.PRESENTED_IMAGE_SIMPLE} description={t('rw.empty')} /> }}
+          data-testid="rw-table"
+        />
+      )}
     </Card>
   );
 }
