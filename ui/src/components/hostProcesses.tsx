@@ -136,7 +136,7 @@ export default function HostProcesses({ host }: { host: Host }) {
         </span>
       ),
     },
-    { title: t('procs.threads'), dataIndex: 'threads', width: 80, align: 'right' },
+    { title: <span style={{ whiteSpace: 'nowrap' }}>{t('procs.threads')}</span>, dataIndex: 'threads', width: 90, align: 'right' },
     {
       title: t('procs.started'),
       dataIndex: 'started_at',
