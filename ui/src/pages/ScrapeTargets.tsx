@@ -947,25 +947,27 @@ function RemoteWriteCard({ tick }: { tick: number }) {
     {
       title: t('rw.status'),
       key: 'status',
-      width: 100,
-      render: (_: unknown, r) =>
-        r.last_error && !(r.last_success && r.failed_requests === 0) ? (
-          <Tag color="error" data-testid="rw-status" data-status="failing">
-            {t('rw.failing')}
+      width: 130,
+      // the server keeps the last error after later successes: both set means "worked, with errors"
+      render: (_: unknown, r) => {
+        const [state, color, key]: [string, string | undefined, MsgKey] = r.last_error
+          ? r.last_success
+            ? ['errors', 'warning', 'rw.errors']
+            : ['failing', 'error', 'rw.failing']
+          : r.last_success
+            ? ['ok', 'success', 'rw.ok']
+            : ['waiting', undefined, 'rw.waiting'];
+        return (
+          <Tag color={color} data-testid="rw-status" data-status={state}>
+            {t(key)}
           </Tag>
-        ) : r.last_success ? (
-          <Tag color="success" data-testid="rw-status" data-status="ok">
-            {t('rw.ok')}
-          </Tag>
-        ) : (
-          <Tag data-testid="rw-status" data-status="waiting">
-            {t('rw.waiting')}
-          </Tag>
-        ),
+        );
+      },
     },
     {
       title: t('rw.destination'),
       key: 'dest',
+      width: 260,
       render: (_: unknown, r) => (
         <div>
           <Space size={6}>
@@ -986,26 +988,26 @@ function RemoteWriteCard({ tick }: { tick: number }) {
         </div>
       ),
     },
-    { title: t('rw.queued'), dataIndex: 'queued_samples', align: 'right', width: 110, render: fmtCount },
-    { title: t('rw.sent'), dataIndex: 'sent_samples', align: 'right', width: 120, render: fmtCount },
+    { title: t('rw.queued'), dataIndex: 'queued_samples', align: 'right', width: 90, render: fmtCount },
+    { title: t('rw.sent'), dataIndex: 'sent_samples', align: 'right', width: 100, render: fmtCount },
     {
       title: t('rw.dropped'),
       dataIndex: 'dropped_samples',
       align: 'right',
-      width: 110,
+      width: 90,
       render: (v: number) => (v ? <Typography.Text type="danger">{fmtCount(v)}</Typography.Text> : fmtCount(v)),
     },
     {
       title: t('rw.failedRequests'),
       dataIndex: 'failed_requests',
       align: 'right',
-      width: 120,
+      width: 100,
       render: (v: number) => (v ? <Typography.Text type="warning">{fmtCount(v)}</Typography.Text> : fmtCount(v)),
     },
     {
       title: t('rw.lastSuccess'),
       dataIndex: 'last_success',
-      width: 130,
+      width: 110,
       render: (v: string | null | undefined) =>
         v ? (
           <Tooltip title={fmtTime(v)}>
@@ -1043,6 +1045,7 @@ function RemoteWriteCard({ tick }: { tick: number }) {
           dataSource={items ?? []}
           pagination={false}
           scroll={{ x: 1000 }}
+          tableLayout="fixed"
           locale={{ emptyText: <Empty image={Empty.PRESENTED_IMAGE_SIMPLE} description={t('rw.empty')} /> }}
           data-testid="rw-table"
         />
