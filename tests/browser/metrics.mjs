@@ -119,8 +119,8 @@ if (!monitoring) {
   await step('node_lo completes to node_load1', async () => {
     await page.locator(tid('promql-input')).click();
     await page.keyboard.type('node_lo');
-    await page.locator('.ant-select-dropdown:visible .ant-select-item-option', { hasText: 'node_load15' }).waitFor({ state: 'visible' });
-    await page.locator('.ant-select-dropdown:visible .ant-select-item-option:has(.omp-mono:text-is("node_load1"))').click();
+    await page.locator(`${tid('promql-option')}[data-value="node_load15"]`).waitFor({ state: 'visible' });
+    await page.locator(`${tid('promql-option')}[data-value="node_load1"]`).click();
     const v = await page.locator(tid('promql-input')).inputValue();
     expect(v.startsWith('node_load1'), `the input reads ${JSON.stringify(v)}`);
   });

@@ -111,6 +111,16 @@ fn browser_foundation_hosts_terminal() {
     node("metrics.mjs", &s, &shots, &[("OMP_EXPECT_HOST", &hostname)]);
     assert!(shots.join("host-metrics.png").exists());
 
+    // Scrape targets (the server's own /metrics, added, edited, deleted through the form), the
+    // PromQL completion and the host's Processes tab.
+    node(
+        "monitoring.mjs",
+        &s,
+        &shots,
+        &[("OMP_EXPECT_HOST", &hostname)],
+    );
+    assert!(shots.join("scrape-targets.png").exists());
+
     // Push a host over SSH from the form (a real sshd on loopback), then check a CSV import
     // reports the bad row.
     let (dir, _key) = crate::ssh::keys();

@@ -292,6 +292,87 @@ export interface FileUploaded {
   owner?: string | null;
 }
 
+// ---------------------------------------------------------------- monitoring (issue 4)
+
+export type ScrapeHealth = 'up' | 'down' | 'unknown';
+export type ScrapeAuth = 'none' | 'basic' | 'bearer';
+
+/** GET /scrape-targets item. Secrets are never sent back, only which kind of auth is set. */
+export interface ScrapeTarget {
+  id: string | number;
+  job: string;
+  /** host:port */
+  target: string;
+  url: string;
+  /** Not in every server's answer: derived from `url` when missing. */
+  scheme?: string;
+  metrics_path?: string;
+  interval_secs: number;
+  timeout_secs: number;
+  labels: Record<string, string>;
+  sample_limit: number;
+  auth: ScrapeAuth;
+  from_config: boolean;
+  health: ScrapeHealth;
+  last_scrape?: string | null;
+  last_duration_secs?: number | null;
+  last_error?: string | null;
+  samples: number;
+  /** The host whose agent scrapes the target (none: the server does). */
+  via_host?: string | number | null;
+  via_hostname?: string | null;
+}
+
+/** POST /scrape-targets and PUT /scrape-targets/{id}. PUT keeps stored secrets unless a new one or clear_auth is given. */
+export interface ScrapeTargetInput {
+  job: string;
+  target: string;
+  scheme?: string;
+  metrics_path?: string;
+  interval_secs?: number;
+  timeout_secs?: number;
+  labels?: Record<string, string>;
+  sample_limit?: number;
+  basic_auth?: string;
+  bearer_token?: string;
+  clear_auth?: boolean;
+  via_host?: string | number | null;
+}
+
+/** GET /remote-write item: one remote_write destination and its queue. */
+export interface RemoteWriteStatus {
+  name: string;
+  url: string;
+  from_config: boolean;
+  queued_samples: number;
+  sent_samples: number;
+  dropped_samples: number;
+  failed_requests: number;
+  last_error?: string | null;
+  last_success?: string | null;
+}
+
+/** GET /hosts/{id}/processes item. */
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  user: string;
+  name: string;
+  cmdline: string;
+  state: string;
+  cpu_percent: number;
+  rss_bytes: number;
+  mem_percent: number;
+  threads: number;
+  started_at?: string | null;
+}
+
+export interface ProcessList {
+  collected_at: string;
+  total: number;
+  items: ProcessInfo[];
+}
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;

@@ -1,7 +1,7 @@
 // One host: its inventory (every Host field, disks with usage bars), edit / maintenance /
 // delete, the "Metrics" card (charts, metrics:read; a lazy chunk with ECharts), a "Run
 // command" card that runs on this host only, and the "Files" card (upload / download,
-// files:transfer).
+// files:transfer) on the Overview tab; the top processes on the Processes tab (?tab=processes).
 import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import {
   App as AntApp,
@@ -16,12 +16,13 @@ import {
   Space,
   Spin,
   Table,
+  Tabs,
   Tooltip,
   Typography,
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
 import { ArrowLeftOutlined, CodeOutlined, DeleteOutlined, EditOutlined, ReloadOutlined, ToolOutlined } from '@ant-design/icons';
-import { useNavigate, useParams } from 'react-router-dom';
+import { useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { api, ApiError, type Disk, type Host, type Job } from '../api';
 import { useT } from '../i18n';
 import { fmtTime, useCan } from '../session';
@@ -40,6 +41,7 @@ import { ExecForm, JobView } from '../components/exec';
 import { FilesCard } from '../components/files';
 
 const HostMetricsCard = lazy(() => import('../components/hostMetrics'));
+const HostProcesses = lazy(() => import('../components/hostProcesses'));
 
 export default function HostDetailPage() {
   const t = useT();
@@ -47,6 +49,8 @@ export default function HostDetailPage() {
   const navigate = useNavigate();
   const { message } = AntApp.useApp();
   const { id = '' } = useParams();
+  const [params, setParams] = useSearchParams();
+  const tab = params.get('tab') === 'processes' ? 'processes' : 'overview';
   const [host, setHost] = useState<Host | null>(null);
   const [missing, setMissing] = useState(false);
   const [editing, setEditing] = useState(false);
@@ -209,101 +213,121 @@ export default function HostDetailPage() {
           )}
         </Space>
       </div>
-      <Row gutter={[16, 16]}>
-        <Col xs={24}>
-          <Card title={t('hosts.inventory')}>
-            <Descriptions size="small" column={{ xs: 1, md: 2, xl: 3 }} data-testid="host-inventory">
-              <Descriptions.Item label={t('hosts.hostname')}>{host.hostname}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.id')}>
-                <Typography.Text className="omp-mono" copyable={{ tooltips: [t('common.copy'), t('common.copied')] }}>
-                  {String(host.id)}
-                </Typography.Text>
-              </Descriptions.Item>
-              {host.machine_id ? (
-                <Descriptions.Item label={t('hosts.machineId')}>
-                  <span className="omp-mono">{host.machine_id}</span>
+      <Tabs
+        activeKey={tab}
+        onChange={(k) => {
+          const next = new URLSearchParams(params);
+          if (k === 'processes') next.set('tab', 'processes');
+          else next.delete('tab');
+          setParams(next, { replace: true });
+        }}
+        items={[
+          { key: 'overview', label: <span data-testid="host-tab-overview">{t('hosts.tabOverview')}</span> },
+          { key: 'processes', label: <span data-testid="host-tab-processes">{t('procs.title')}</span> },
+        ]}
+        style={{ marginBottom: 0 }}
+      />
+      {tab === 'processes' ? (
+        <Suspense fallback={<Card title={t('procs.title')} loading />}>
+          <HostProcesses host={host} />
+        </Suspense>
+      ) : (
+        <Row gutter={[16, 16]}>
+          <Col xs={24}>
+            <Card title={t('hosts.inventory')}>
+              <Descriptions size="small" column={{ xs: 1, md: 2, xl: 3 }} data-testid="host-inventory">
+                <Descriptions.Item label={t('hosts.hostname')}>{host.hostname}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.id')}>
+                  <Typography.Text className="omp-mono" copyable={{ tooltips: [t('common.copy'), t('common.copied')] }}>
+                    {String(host.id)}
+                  </Typography.Text>
                 </Descriptions.Item>
-              ) : null}
-              <Descriptions.Item label={t('hosts.status')}>
-                <Space size={4}>
-                  <HostStatusTag host={host} />
-                  <Typography.Text type="secondary">{fmtAgo(t, host.last_seen_at)}</Typography.Text>
-                </Space>
-              </Descriptions.Item>
-              <Descriptions.Item label={t('hosts.lastSeen')}>{fmtTime(host.last_seen_at)}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.enrolledAt')}>{fmtTime(host.enrolled_at)}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.agentVersion')}>{host.agent_version || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.os')}>{host.os || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.kernel')}>{host.kernel || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.arch')}>{host.arch || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.cpus')}>{host.cpus || '—'}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.memory')}>{fmtBytes(host.memory_bytes)}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.uptime')}>{fmtDuration(t, host.uptime_secs)}</Descriptions.Item>
-              <Descriptions.Item label={t('hosts.ips')} span={{ xs: 1, md: 2, xl: 3 }}>
-                {host.ips?.length ? <span className="omp-mono">{host.ips.join(', ')}</span> : '—'}
-              </Descriptions.Item>
-              <Descriptions.Item label={t('hosts.labels')}>
-                <LabelTags labels={host.labels} />
-              </Descriptions.Item>
-              <Descriptions.Item label={t('hosts.groups')}>
-                <GroupTags groups={host.groups} />
-              </Descriptions.Item>
-              <Descriptions.Item label={t('maint.tag')}>
-                {host.maintenance?.enabled ? (
-                  <span data-testid="host-maintenance-info">
-                    {host.maintenance.reason ? <strong>{host.maintenance.reason}</strong> : null}
-                    {host.maintenance.reason ? ' — ' : null}
-                    {t('maint.byWhen', { by: host.maintenance.by || '—', since: fmtTime(host.maintenance.since) })}
-                    {' · '}
-                    {host.maintenance.until ? t('maint.untilTime', { until: fmtTime(host.maintenance.until) }) : t('maint.untilOff')}
-                  </span>
-                ) : (
-                  <Typography.Text type="secondary">{t('maint.off')}</Typography.Text>
-                )}
-              </Descriptions.Item>
-            </Descriptions>
-          </Card>
-        </Col>
-        {can('metrics:read') && (
-          <Col xs={24}>
-            <Suspense fallback={<Card title={t('metrics.title')} loading />}>
-              <HostMetricsCard host={host} />
-            </Suspense>
-          </Col>
-        )}
-        <Col xs={24}>
-          <Card title={t('hosts.disks')}>
-            <Table<Disk>
-              rowKey={(d) => `${d.mount}|${d.fs}`}
-              size="small"
-              columns={diskColumns}
-              dataSource={host.disks ?? []}
-              pagination={false}
-              data-testid="host-disks"
-            />
-          </Card>
-        </Col>
-        {can('exec:run') && (
-          <Col xs={24}>
-            <Card title={t('hosts.runCommand')} data-testid="host-exec">
-              {host.status !== 'online' && (
-                <Typography.Paragraph type="warning">{t('hosts.offlineExec')}</Typography.Paragraph>
-              )}
-              <ExecForm host={host} onStarted={setJob} />
+                {host.machine_id ? (
+                  <Descriptions.Item label={t('hosts.machineId')}>
+                    <span className="omp-mono">{host.machine_id}</span>
+                  </Descriptions.Item>
+                ) : null}
+                <Descriptions.Item label={t('hosts.status')}>
+                  <Space size={4}>
+                    <HostStatusTag host={host} />
+                    <Typography.Text type="secondary">{fmtAgo(t, host.last_seen_at)}</Typography.Text>
+                  </Space>
+                </Descriptions.Item>
+                <Descriptions.Item label={t('hosts.lastSeen')}>{fmtTime(host.last_seen_at)}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.enrolledAt')}>{fmtTime(host.enrolled_at)}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.agentVersion')}>{host.agent_version || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.os')}>{host.os || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.kernel')}>{host.kernel || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.arch')}>{host.arch || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.cpus')}>{host.cpus || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.memory')}>{fmtBytes(host.memory_bytes)}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.uptime')}>{fmtDuration(t, host.uptime_secs)}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.ips')} span={{ xs: 1, md: 2, xl: 3 }}>
+                  {host.ips?.length ? <span className="omp-mono">{host.ips.join(', ')}</span> : '—'}
+                </Descriptions.Item>
+                <Descriptions.Item label={t('hosts.labels')}>
+                  <LabelTags labels={host.labels} />
+                </Descriptions.Item>
+                <Descriptions.Item label={t('hosts.groups')}>
+                  <GroupTags groups={host.groups} />
+                </Descriptions.Item>
+                <Descriptions.Item label={t('maint.tag')}>
+                  {host.maintenance?.enabled ? (
+                    <span data-testid="host-maintenance-info">
+                      {host.maintenance.reason ? <strong>{host.maintenance.reason}</strong> : null}
+                      {host.maintenance.reason ? ' — ' : null}
+                      {t('maint.byWhen', { by: host.maintenance.by || '—', since: fmtTime(host.maintenance.since) })}
+                      {' · '}
+                      {host.maintenance.until ? t('maint.untilTime', { until: fmtTime(host.maintenance.until) }) : t('maint.untilOff')}
+                    </span>
+                  ) : (
+                    <Typography.Text type="secondary">{t('maint.off')}</Typography.Text>
+                  )}
+                </Descriptions.Item>
+              </Descriptions>
             </Card>
           </Col>
-        )}
-        {job && (
+          {can('metrics:read') && (
+            <Col xs={24}>
+              <Suspense fallback={<Card title={t('metrics.title')} loading />}>
+                <HostMetricsCard host={host} />
+              </Suspense>
+            </Col>
+          )}
           <Col xs={24}>
-            <JobView key={String(job.id)} jobId={job.id} initial={job} />
+            <Card title={t('hosts.disks')}>
+              <Table<Disk>
+                rowKey={(d) => `${d.mount}|${d.fs}`}
+                size="small"
+                columns={diskColumns}
+                dataSource={host.disks ?? []}
+                pagination={false}
+                data-testid="host-disks"
+              />
+            </Card>
           </Col>
-        )}
-        {can('files:transfer') && (
-          <Col xs={24}>
-            <FilesCard host={host} />
-          </Col>
-        )}
-      </Row>
+          {can('exec:run') && (
+            <Col xs={24}>
+              <Card title={t('hosts.runCommand')} data-testid="host-exec">
+                {host.status !== 'online' && (
+                  <Typography.Paragraph type="warning">{t('hosts.offlineExec')}</Typography.Paragraph>
+                )}
+                <ExecForm host={host} onStarted={setJob} />
+              </Card>
+            </Col>
+          )}
+          {job && (
+            <Col xs={24}>
+              <JobView key={String(job.id)} jobId={job.id} initial={job} />
+            </Col>
+          )}
+          {can('files:transfer') && (
+            <Col xs={24}>
+              <FilesCard host={host} />
+            </Col>
+          )}
+        </Row>
+      )}
       {editing && (
         <EditHostModal
           host={host}
