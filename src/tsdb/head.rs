@@ -65,13 +65,10 @@ impl Matcher {
 }
 
 fn hash_labels(labels: &Labels) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
+    use std::hash::BuildHasher;
     // A fixed-key hasher: ids only need to be stable within one process.
-    let mut h =
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .build_hasher();
-    labels.hash(&mut h);
-    h.finish()
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(labels)
 }
 
 /// Why a series or sample was refused.
