@@ -3,6 +3,7 @@
 //! ingest task that batches many agents into one synced write. Queries lock the store
 //! briefly. No HTTP here; `api` serves the Prometheus-compatible endpoints from it.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +13,18 @@ use tokio::sync::{mpsc, watch};
 use crate::tsdb::db::{Ingest, Tsdb, TsdbOptions};
 use crate::tsdb::head::{Labels, Matcher};
 use crate::tsdb::promql::{self, QueryLimits, Value};
+
+/// Metric families remembered for the metadata API; beyond this new ones are not recorded.
+const MAX_META: usize = 100_000;
+
+/// What the metadata API tells of a metric family (Prometheus' `type`, `help`, `unit`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MetricMeta {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub help: String,
+    pub unit: String,
+}
 
 /// Batches waiting for the ingest task; beyond this new batches are dropped.
 const QUEUE: usize = 4096;
@@ -23,6 +36,7 @@ pub struct Metrics {
     tx: mpsc::Sender<Vec<Ingest>>,
     limits: QueryLimits,
     maintain_every: Duration,
+    meta: Arc<Mutex<HashMap<String, MetricMeta>>>,
     remote: crate::remote_write::RemoteWrite,
 }
 
@@ -54,10 +68,51 @@ impl Metrics {
                 tx,
                 limits,
                 maintain_every: Duration::from_secs(60),
+                meta: Arc::default(),
                 remote: Default::default(),
             },
             IngestQueue(rx),
         ))
+    }
+
+    /// Remembers `# TYPE` and `# HELP` of metric families (from scrapes and imports); the
+    /// newest word wins. Held in memory, bounded, refilled by the next scrape after a restart.
+    pub fn note_meta(
+        &self,
+        meta: &std::collections::BTreeMap<String, crate::tsdb::exposition::Meta>,
+    ) {
+        if meta.is_empty() {
+            return;
+        }
+        let mut m = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, x) in meta {
+            if m.len() >= MAX_META && !m.contains_key(name) {
+                continue;
+            }
+            let e = m.entry(name.clone()).or_default();
+            if let Some(k) = &x.kind {
+                e.kind = k.clone();
+            }
+            if let Some(h) = &x.help {
+                e.help = h.clone();
+            }
+            if e.kind.is_empty() {
+                e.kind = "unknown".into();
+            }
+        }
+    }
+
+    /// Metadata of the families matching `metric` (all when None), at most `limit` names.
+    pub fn metadata(&self, metric: Option<&str>, limit: usize) -> Vec<(String, MetricMeta)> {
+        let m = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<(String, MetricMeta)> = m
+            .iter()
+            .filter(|(n, _)| metric.is_none_or(|x| x == n.as_str()))
+            .map(|(n, x)| (n.clone(), x.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.truncate(limit);
+        v
     }
 
     /// How often `run_maintenance` works.
@@ -216,6 +271,9 @@ pub struct ImportReport {
     pub rejected: usize,
     /// The first problems, for the operator.
     pub errors: Vec<String>,
+    /// `# TYPE` / `# HELP` of the families in the text (for the metadata API).
+    #[serde(skip)]
+    pub meta: std::collections::BTreeMap<String, crate::tsdb::exposition::Meta>,
 }
 
 /// Backfills exposition text with timestamps (OpenMetrics: seconds; Prometheus text:
@@ -228,7 +286,10 @@ pub fn import_text(
 ) -> Result<ImportReport, String> {
     let parsed = crate::tsdb::exposition::parse(text, format, &Default::default())
         .map_err(|e| e.to_string())?;
-    let mut report = ImportReport::default();
+    let mut report = ImportReport {
+        meta: parsed.meta,
+        ..Default::default()
+    };
     let mut rows: Vec<Ingest> = Vec::with_capacity(parsed.samples.len());
     for s in parsed.samples {
         let Some(t) = s.timestamp_ms else {

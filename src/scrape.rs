@@ -355,6 +355,7 @@ impl Scraper {
         let result = fetched.and_then(|(body, format)| {
             let parsed = exposition::parse(&body, format, &Default::default())
                 .map_err(|e| format!("bad exposition text: {e}"))?;
+            self.metrics.note_meta(&parsed.meta);
             if parsed.samples.len() > t.sample_limit {
                 return Err(format!(
                     "{} samples, over the sample_limit of {}",

@@ -480,6 +480,27 @@ impl Hosts {
             return;
         };
         let t = chrono::Utc::now().timestamp_millis();
+        // The agent's names are node_exporter's: counters end in _total, the rest are gauges.
+        let meta: std::collections::BTreeMap<String, crate::tsdb::exposition::Meta> = samples
+            .iter()
+            .map(|s| {
+                let kind = if s.name.ends_with("_total") {
+                    "counter"
+                } else {
+                    "gauge"
+                };
+                (
+                    s.name.clone(),
+                    crate::tsdb::exposition::Meta {
+                        kind: Some(kind.into()),
+                        help: Some(
+                            "Host metric collected by the OMP agent (node_exporter's name).".into(),
+                        ),
+                    },
+                )
+            })
+            .collect();
+        m.note_meta(&meta);
         let batch: Vec<crate::tsdb::db::Ingest> = samples
             .into_iter()
             .filter(|s| crate::tsdb::exposition::valid_metric_name(&s.name))

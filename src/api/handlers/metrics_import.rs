@@ -46,7 +46,11 @@ pub(crate) async fn import(
         .map_err(|_| ApiError::new("bad_request", "the body is not UTF-8 text"))?;
     let metrics = st.metrics.clone();
     let report = tokio::task::spawn_blocking(move || {
-        crate::metrics::import_text(&text, format, |b| metrics.ingest_now(b))
+        let r = crate::metrics::import_text(&text, format, |b| metrics.ingest_now(b));
+        if let Ok(r) = &r {
+            metrics.note_meta(&r.meta);
+        }
+        r
     })
     .await
     .map_err(ApiError::internal)?

@@ -299,8 +299,30 @@ pub(crate) async fn label_values(State(st): State<AppState>, Path(name): Path<St
     ok(json!(st.metrics.label_values(&name)))
 }
 
-pub(crate) async fn metadata() -> Response {
-    ok(json!({}))
+/// `?metric=NAME&limit=N`: `{NAME: [{type, help, unit}]}` as Prometheus answers, from the
+/// `# TYPE`/`# HELP` lines of scrapes and imports and the agents' host metrics.
+pub(crate) async fn metadata(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let p = form_pairs(q.as_deref().unwrap_or(""));
+    let limit = match get(&p, "limit").map(str::parse::<i64>) {
+        None => usize::MAX,
+        Some(Ok(n)) if n >= 0 => n as usize,
+        Some(Ok(_)) => usize::MAX,
+        Some(Err(_)) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "bad_data",
+                "limit must be a number",
+            );
+        }
+    };
+    let mut data = Map::new();
+    for (name, m) in st
+        .metrics
+        .metadata(get(&p, "metric").filter(|m| !m.is_empty()), limit)
+    {
+        data.insert(name, json!([m]));
+    }
+    ok(Json::Object(data))
 }
 
 pub(crate) async fn buildinfo() -> Response {
