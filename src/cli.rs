@@ -406,7 +406,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                     let _store = crate::store::Store::open(&cfg.server.data_dir)?;
                     let (mut db, _) =
                         crate::tsdb::db::Tsdb::open(&cfg.server.data_dir.join("tsdb"), opts)?;
-                    let r = crate::metrics::import_text(&text, fmt, |b| db.ingest(b))
+                    let now = chrono::Utc::now().timestamp_millis();
+                    let r = crate::metrics::import_text(&text, fmt, |b| db.ingest_at(b, now))
                         .map_err(|e| anyhow::anyhow!(e))?;
                     serde_json::to_value(&r)?
                 }

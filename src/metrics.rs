@@ -191,7 +191,7 @@ impl Metrics {
 
     /// Ingests at once and waits until durable (imports, tests).
     pub fn ingest_now(&self, batch: &[Ingest]) -> std::io::Result<crate::tsdb::db::Ingested> {
-        let res = lock(&self.db).ingest(batch)?;
+        let res = lock(&self.db).ingest_at(batch, chrono::Utc::now().timestamp_millis())?;
         // Only durable samples leave the node.
         self.remote.offer(batch, &res.rejected);
         Ok(res)

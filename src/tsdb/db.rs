@@ -12,6 +12,9 @@ use super::head::{Head, HeadError, Labels, Matcher};
 use super::segment::Ring;
 use super::wal::{Record, Sample, Wal};
 
+/// How far ahead of the server's clock a sample may be.
+pub const FUTURE_MS: i64 = 10 * 60 * 1000;
+
 /// Settings of the store.
 #[derive(Debug, Clone)]
 pub struct TsdbOptions {
@@ -150,11 +153,47 @@ impl Tsdb {
     }
 
     /// Adds samples; durable when this returns Ok. Refused samples are reported, not fatal.
+    /// No time bounds (tests, benchmarks): servers use [`Tsdb::ingest_at`].
     pub fn ingest(&mut self, batch: &[Ingest]) -> std::io::Result<Ingested> {
+        self.ingest_bounded(batch, i64::MIN, i64::MAX)
+    }
+
+    /// Adds samples as at `now_ms`: samples older than the retention or more than
+    /// `FUTURE_MS` ahead are refused with the reason (one bad clock must not push a series'
+    /// time into the future, where every later sample would be out of order).
+    pub fn ingest_at(&mut self, batch: &[Ingest], now_ms: i64) -> std::io::Result<Ingested> {
+        self.ingest_bounded(
+            batch,
+            now_ms.saturating_sub(self.opts.retention_ms),
+            now_ms.saturating_add(FUTURE_MS),
+        )
+    }
+
+    fn ingest_bounded(
+        &mut self,
+        batch: &[Ingest],
+        min_t: i64,
+        max_t: i64,
+    ) -> std::io::Result<Ingested> {
         let mut out = Ingested::default();
         let mut records = Vec::new();
         let mut samples = Vec::with_capacity(batch.len());
         for (i, s) in batch.iter().enumerate() {
+            if s.t < min_t {
+                out.rejected
+                    .push((i, format!("sample at {} is older than the retention", s.t)));
+                continue;
+            }
+            if s.t > max_t {
+                out.rejected.push((
+                    i,
+                    format!(
+                        "sample at {} is more than 10 minutes in the future: check the clock",
+                        s.t
+                    ),
+                ));
+                continue;
+            }
             let count_before = self.head.series_count();
             let id = match self.head.series_id(s.labels.clone()) {
                 Ok(id) => id,
@@ -471,6 +510,34 @@ mod tests {
             db.head().label_values("__name__"),
             vec!["busy"],
             "and its series left"
+        );
+    }
+
+    #[test]
+    fn samples_far_from_now_are_refused_with_the_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut db, _) = Tsdb::open(d.path(), TsdbOptions::default()).unwrap();
+        let now = 1_700_000_000_000;
+        let at = |t| Ingest {
+            labels: l("clock", "a"),
+            t,
+            v: 1.0,
+        };
+        let r = db
+            .ingest_at(
+                &[at(now + 3_600_000), at(now - 30 * 86_400_000), at(now)],
+                now,
+            )
+            .unwrap();
+        assert_eq!(r.accepted, 1);
+        assert!(r.rejected[0].1.contains("future"), "{:?}", r.rejected);
+        assert!(r.rejected[1].1.contains("retention"), "{:?}", r.rejected);
+        // The series was not pushed into the future: the next sample is accepted.
+        assert_eq!(
+            db.ingest_at(&[at(now + 15_000)], now + 15_000)
+                .unwrap()
+                .accepted,
+            1
         );
     }
 

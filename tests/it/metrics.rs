@@ -258,6 +258,17 @@ fn tsdb_import_backfills_offline_and_through_the_server() {
     );
     assert_eq!(a.status, 422);
     assert!(a.text.contains("line 2"), "{}", a.text);
+    // A sample from a wrong clock (a day ahead) is refused with the reason; the rest stays.
+    let ahead = chrono::Utc::now().timestamp() + 86_400;
+    let a = admin.send_raw(
+        "POST",
+        "/api/v1/metrics/import",
+        format!("clock_test 1 {ahead}\n# EOF\n").into_bytes(),
+        &[("content-type", "application/openmetrics-text")],
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["rejected"], 1, "{}", a.text);
+    assert!(a.text.contains("future"), "{}", a.text);
     let viewer = user_with_role(&s, &admin, "vm", "viewer");
     assert_eq!(
         viewer
