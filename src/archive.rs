@@ -220,7 +220,7 @@ mod tests {
             h.set_size(data.len() as u64);
             h.set_mode(0o4755);
             h.set_cksum();
-            b.append(&h, *data).unwrap();
+            b.append(&h, data).unwrap();
         }
         let tar = b.into_inner().unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -197,7 +197,13 @@ pub fn start_at(
         };
     };
     let Some(s) = from else {
-        return Err(resume_advice(p));
+        // Until the binary is swapped, starting over is safe (and the way past a tarball
+        // that failed verification); after it, only resuming or rolling back is.
+        return if p.status(Step::Swap) == StepStatus::Done {
+            Err(resume_advice(p))
+        } else {
+            Ok(Step::Verify)
+        };
     };
     if !same_tarball {
         return Err(format!(
@@ -297,7 +303,9 @@ mod tests {
             (None, None, true, Ok(Step::Verify)),
             (None, Some("verify"), true, Ok(Step::Verify)),
             (None, Some("start"), true, Err("no unfinished upgrade")),
-            (Some(Step::Stop), None, true, Err("--from stop")),
+            (Some(Step::Stop), None, true, Ok(Step::Verify)),
+            (Some(Step::Stop), None, false, Ok(Step::Verify)),
+            (Some(Step::Migrate), None, true, Err("--from migrate")),
             (Some(Step::Stop), Some("stop"), true, Ok(Step::Stop)),
             (Some(Step::Stop), Some("backup"), true, Ok(Step::Backup)),
             (Some(Step::Stop), Some("verify"), true, Ok(Step::Verify)),
