@@ -132,7 +132,11 @@ pub fn safe_unpack(reader: impl Read, dest: &Path, limits: Limits) -> Result<Unp
             }
             tar::EntryType::Link => return Err(refuse("hard links are not accepted")),
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
-            _ => return Err(refuse("only files, directories and symbolic links are accepted")),
+            _ => {
+                return Err(refuse(
+                    "only files, directories and symbolic links are accepted",
+                ));
+            }
         }
     }
     Ok(out)
@@ -149,7 +153,9 @@ fn relative_path(raw: &str) -> Result<Option<PathBuf>, &'static str> {
         match c {
             Component::Normal(n) => rel.push(n),
             Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return Err("absolute paths are not accepted"),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("absolute paths are not accepted");
+            }
             Component::ParentDir => return Err("paths with .. are not accepted"),
         }
     }
@@ -230,7 +236,11 @@ mod tests {
 
     fn unpack(entries: &[E]) -> (tempfile::TempDir, Result<Unpacked, Error>) {
         let dir = tempfile::tempdir().unwrap();
-        let r = safe_unpack(&tarball(entries)[..], &dir.path().join("out"), Limits::default());
+        let r = safe_unpack(
+            &tarball(entries)[..],
+            &dir.path().join("out"),
+            Limits::default(),
+        );
         (dir, r)
     }
 
@@ -248,7 +258,10 @@ mod tests {
         assert_eq!(std::fs::read(out.join("bin/omp")).unwrap(), b"binary");
         assert_eq!(std::fs::read(out.join("current")).unwrap(), b"binary");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(out.join("bin/omp")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(out.join("bin/omp"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o755, "setuid dropped");
     }
 
@@ -260,7 +273,10 @@ mod tests {
             (vec![E::File("../evil", b"x")], ".."),
             (vec![E::Symlink("l", "/etc")], "absolute"),
             (vec![E::Symlink("l", "../..")], ".."),
-            (vec![E::Symlink("l", "sub"), E::File("l/x", b"x")], "through a symbolic link"),
+            (
+                vec![E::Symlink("l", "sub"), E::File("l/x", b"x")],
+                "through a symbolic link",
+            ),
             (vec![E::Hardlink("h", "/etc/passwd")], "hard links"),
             (vec![E::Fifo("f")], "only files"),
             (vec![E::CharDev("tty")], "only files"),
@@ -278,19 +294,37 @@ mod tests {
 
     #[test]
     fn enforces_limits_and_detects_damage() {
-        let data = tarball(&[E::File("a", &[1u8; 1000]), E::File("b", b"x"), E::File("c", b"y")]);
+        let data = tarball(&[
+            E::File("a", &[1u8; 1000]),
+            E::File("b", b"x"),
+            E::File("c", b"y"),
+        ]);
         let dir = tempfile::tempdir().unwrap();
-        let few = Limits { max_entries: 2, ..Limits::default() };
+        let few = Limits {
+            max_entries: 2,
+            ..Limits::default()
+        };
         let e = safe_unpack(&data[..], &dir.path().join("1"), few).unwrap_err();
         assert!(matches!(e, Error::TooLarge(_)), "{e}");
-        let small = Limits { max_total_bytes: 500, ..Limits::default() };
+        let small = Limits {
+            max_total_bytes: 500,
+            ..Limits::default()
+        };
         let e = safe_unpack(&data[..], &dir.path().join("2"), small).unwrap_err();
         assert!(matches!(e, Error::TooLarge(_)), "{e}");
-        let e = safe_unpack(&data[..data.len() / 2], &dir.path().join("3"), Limits::default())
-            .unwrap_err();
+        let e = safe_unpack(
+            &data[..data.len() / 2],
+            &dir.path().join("3"),
+            Limits::default(),
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Damaged(_)), "{e}");
-        let e = safe_unpack(&b"not gzip at all"[..], &dir.path().join("4"), Limits::default())
-            .unwrap_err();
+        let e = safe_unpack(
+            &b"not gzip at all"[..],
+            &dir.path().join("4"),
+            Limits::default(),
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Damaged(_)), "{e}");
     }
 }

@@ -4,8 +4,8 @@
 //! `hosts` → `api`, `ui`, `agent`, `cli` → `server`. See ARCHITECTURE.md.
 
 pub mod agent;
-pub mod archive;
 pub mod api;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod bench;

@@ -106,8 +106,12 @@ pub async fn prepare(link: &Link, req: &UpgradeRequest) -> anyhow::Result<PathBu
     let previous = dir.join("omp.prev");
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::write(&staged, &body)
-            .with_context(|| format!("cannot write {} (is the agent's folder writable?)", staged.display()))?;
+        std::fs::write(&staged, &body).with_context(|| {
+            format!(
+                "cannot write {} (is the agent's folder writable?)",
+                staged.display()
+            )
+        })?;
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))?;
         std::fs::File::open(&staged)?.sync_all()?;
     }

@@ -6,8 +6,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::AppState;
 use super::handlers::{
-    audit, auth, files, fleet, hosts, metrics_import, prom, scrape, system, terminal, tokens,
-    users,
+    audit, auth, files, fleet, hosts, metrics_import, prom, scrape, system, terminal, tokens, users,
 };
 
 /// Who may call a route.

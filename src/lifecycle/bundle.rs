@@ -117,7 +117,11 @@ impl Bundle {
     }
 
     /// Unpacks a tarball into `staging` (emptied first) and opens the one folder in it.
-    pub fn unpack(tarball: &Path, staging: &Path, trusted: Option<&[u8]>) -> anyhow::Result<Bundle> {
+    pub fn unpack(
+        tarball: &Path,
+        staging: &Path,
+        trusted: Option<&[u8]>,
+    ) -> anyhow::Result<Bundle> {
         let f = std::fs::File::open(tarball)
             .with_context(|| format!("cannot open the tarball {}", tarball.display()))?;
         if staging.exists() {
@@ -164,7 +168,12 @@ pub fn parse_sums(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
             .filter(|(h, n)| {
                 h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) && !n.is_empty()
             })
-            .with_context(|| format!("{SUMS} line {} is damaged: download the tarball again", i + 1))?;
+            .with_context(|| {
+                format!(
+                    "{SUMS} line {} is damaged: download the tarball again",
+                    i + 1
+                )
+            })?;
         let name = name.trim_start_matches("./");
         if name.starts_with('/') || name.split('/').any(|c| c == "..") {
             bail!("{SUMS} names a path outside the bundle ({name}): the tarball was tampered with");
@@ -217,7 +226,10 @@ pub fn check_arch(bin: &Path) -> anyhow::Result<()> {
         .and_then(|mut f| f.read_exact(&mut head))
         .with_context(|| format!("cannot read {}: the bundle is incomplete", bin.display()))?;
     if &head[..4] != b"\x7fELF" {
-        bail!("{} is not a Linux executable: the tarball is damaged", bin.display());
+        bail!(
+            "{} is not a Linux executable: the tarball is damaged",
+            bin.display()
+        );
     }
     let machine = u16::from_le_bytes([head[18], head[19]]);
     if head[4] != 2 || head[5] != 1 || machine != EM_X86_64 {

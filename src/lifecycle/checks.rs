@@ -31,7 +31,10 @@ pub struct Facts {
 pub fn problems(f: &Facts) -> Vec<String> {
     let mut out = Vec::new();
     if f.os != "linux" {
-        out.push(format!("this host runs {}; OMP installs on Linux only", f.os));
+        out.push(format!(
+            "this host runs {}; OMP installs on Linux only",
+            f.os
+        ));
     }
     if f.arch != "x86_64" {
         out.push(format!(
@@ -92,7 +95,10 @@ pub fn unwritable(dir: &Path) -> Option<String> {
     if !at.is_dir() {
         return Some(format!("{} exists and is not a directory", at.display()));
     }
-    match tempfile::Builder::new().prefix(".omp-probe").tempfile_in(&at) {
+    match tempfile::Builder::new()
+        .prefix(".omp-probe")
+        .tempfile_in(&at)
+    {
         Ok(_) => None,
         Err(e) => Some(format!("{}: {e}", at.display())),
     }
@@ -163,10 +169,23 @@ mod tests {
             (|f| f.os = "freebsd".into(), "Linux only"),
             (|f| f.arch = "aarch64".into(), "for your architecture"),
             (|f| f.is_root = false, "--no-systemd"),
-            (|f| { f.is_root = false; f.want_systemd = false; f.user_given = true }, "--user needs root"),
+            (
+                |f| {
+                    f.is_root = false;
+                    f.want_systemd = false;
+                    f.user_given = true
+                },
+                "--user needs root",
+            ),
             (|f| f.systemd_running = false, "add --no-systemd"),
-            (|f| f.port_error = Some("the port is in use".into()), "choose another with --listen"),
-            (|f| f.unwritable = vec![("/ro".into(), "read-only".into())], "fix its permissions"),
+            (
+                |f| f.port_error = Some("the port is in use".into()),
+                "choose another with --listen",
+            ),
+            (
+                |f| f.unwritable = vec![("/ro".into(), "read-only".into())],
+                "fix its permissions",
+            ),
             (|f| f.free_bytes = 10, "not enough disk space"),
         ];
         for (edit, needle) in cases {
@@ -189,7 +208,11 @@ mod tests {
         assert_eq!(unwritable(&d.path().join("a/b/c")), None);
         let file = d.path().join("file");
         std::fs::write(&file, "x").unwrap();
-        assert!(unwritable(&file.join("sub")).unwrap().contains("not a directory"));
+        assert!(
+            unwritable(&file.join("sub"))
+                .unwrap()
+                .contains("not a directory")
+        );
         assert_eq!(existing_ancestor(&d.path().join("x/y")), d.path());
         assert!(free_bytes(d.path()) > 0);
     }

@@ -246,7 +246,9 @@ impl Fleet {
         inner.runs.insert(id, run.clone());
         // Keep the last 50 runs.
         while inner.runs.len() > 50 {
-            let Some(first) = inner.runs.keys().next().copied() else { break };
+            let Some(first) = inner.runs.keys().next().copied() else {
+                break;
+            };
             inner.runs.remove(&first);
         }
         drop(inner);
@@ -258,15 +260,25 @@ impl Fleet {
     async fn drive(self, id: u64, bin: AgentBinary) {
         let (canaries, rest): (Vec<u64>, Vec<u64>) = {
             let inner = lock(&self.inner);
-            let Some(run) = inner.runs.get(&id) else { return };
+            let Some(run) = inner.runs.get(&id) else {
+                return;
+            };
             let pending: Vec<&HostUpgrade> = run
                 .hosts
                 .iter()
                 .filter(|h| h.state == HostState::Pending)
                 .collect();
             (
-                pending.iter().filter(|h| h.canary).map(|h| h.host_id).collect(),
-                pending.iter().filter(|h| !h.canary).map(|h| h.host_id).collect(),
+                pending
+                    .iter()
+                    .filter(|h| h.canary)
+                    .map(|h| h.host_id)
+                    .collect(),
+                pending
+                    .iter()
+                    .filter(|h| !h.canary)
+                    .map(|h| h.host_id)
+                    .collect(),
             )
         };
         let mut ok = true;
@@ -288,7 +300,11 @@ impl Fleet {
                 }
             }
             run.finished_at = Some(now());
-            run.state = if ok { RunState::Succeeded } else { RunState::Failed };
+            run.state = if ok {
+                RunState::Succeeded
+            } else {
+                RunState::Failed
+            };
             run.message = if ok {
                 format!("every selected agent runs {}", bin.version)
             } else {
@@ -300,7 +316,11 @@ impl Fleet {
 
     /// Sends the order to `batch` and waits for each host; true when all succeeded.
     async fn batch(&self, id: u64, bin: &AgentBinary, batch: &[u64]) -> bool {
-        let timeout = lock(&self.inner).runs.get(&id).map(|r| r.timeout_secs).unwrap_or(120);
+        let timeout = lock(&self.inner)
+            .runs
+            .get(&id)
+            .map(|r| r.timeout_secs)
+            .unwrap_or(120);
         for &host in batch {
             let ticket = super::bundle::hex(&rand::random::<[u8; 32]>());
             lock(&self.inner)
@@ -332,7 +352,9 @@ impl Fleet {
             let records = self.hosts.all_records().unwrap_or_default();
             let mut waiting = 0;
             for &host in batch {
-                let Some(state) = self.host_state(id, host) else { continue };
+                let Some(state) = self.host_state(id, host) else {
+                    continue;
+                };
                 if state != HostState::Sent {
                     continue;
                 }

@@ -37,19 +37,32 @@ pub fn install(o: &InstallOptions) -> anyhow::Result<()> {
             bail!("{name} must be an absolute path: {}", p.display());
         }
     }
-    let trusted = o.trust_key.as_deref().map(super::sign::read_public).transpose()?;
+    let trusted = o
+        .trust_key
+        .as_deref()
+        .map(super::sign::read_public)
+        .transpose()?;
     let bundle = Bundle::of_this_executable(trusted.as_deref())?;
     let layout = Layout::new(&o.prefix);
     let config = o.config.clone().unwrap_or_else(|| layout.default_config());
     let existing = InstallState::load(&layout).ok();
-    let mode = if o.no_systemd { Mode::Pidfile } else { Mode::Systemd };
+    let mode = if o.no_systemd {
+        Mode::Pidfile
+    } else {
+        Mode::Systemd
+    };
     // Under systemd the server gets its own account unless told otherwise.
     let user = o
         .user
         .clone()
         .or_else(|| (mode == Mode::Systemd).then(|| "omp".to_string()));
     if let Some(u) = &user
-        && (u.is_empty() || u.len() > 32 || !u.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b)) || u.starts_with('-'))
+        && (u.is_empty()
+            || u.len() > 32
+            || !u
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+            || u.starts_with('-'))
     {
         bail!("bad --user {u:?}: use letters, digits, _ and -");
     }
@@ -61,10 +74,21 @@ pub fn install(o: &InstallOptions) -> anyhow::Result<()> {
     facts.listen = Some(o.listen);
     let ours_running = existing.as_ref().is_some_and(|st| {
         st.listen == o.listen
-            && matches!(service::status(&layout, st, Svc::Server), Ok(Status::Running(_)))
+            && matches!(
+                service::status(&layout, st, Svc::Server),
+                Ok(Status::Running(_))
+            )
     });
-    facts.port_error = if ours_running { None } else { checks::port_error(o.listen) };
-    for dir in [&o.prefix, &o.data_dir, &config.parent().unwrap_or(Path::new("/")).to_path_buf()] {
+    facts.port_error = if ours_running {
+        None
+    } else {
+        checks::port_error(o.listen)
+    };
+    for dir in [
+        &o.prefix,
+        &o.data_dir,
+        &config.parent().unwrap_or(Path::new("/")).to_path_buf(),
+    ] {
         if let Some(why) = checks::unwritable(dir) {
             facts.unwritable.push((dir.clone(), why));
         }
@@ -75,10 +99,7 @@ pub fn install(o: &InstallOptions) -> anyhow::Result<()> {
     facts.free_bytes = checks::free_bytes(&o.prefix);
     let problems = checks::problems(&facts);
     if !problems.is_empty() {
-        bail!(
-            "nothing was changed:\n  - {}",
-            problems.join("\n  - ")
-        );
+        bail!("nothing was changed:\n  - {}", problems.join("\n  - "));
     }
     confirm(
         o.yes,
@@ -88,7 +109,11 @@ pub fn install(o: &InstallOptions) -> anyhow::Result<()> {
             o.prefix.display(),
             o.data_dir.display(),
             o.listen,
-            if mode == Mode::Systemd { "systemd service" } else { "daemon with a pidfile" }
+            if mode == Mode::Systemd {
+                "systemd service"
+            } else {
+                "daemon with a pidfile"
+            }
         ),
     )?;
 
@@ -113,7 +138,13 @@ pub fn install(o: &InstallOptions) -> anyhow::Result<()> {
         super::copy_atomic(&bundle.bin(), &layout.bin(), 0o755)?;
     }
     p.step("configuration");
-    write_config(&bundle.root.join("omp.toml"), &config, o.listen, &o.data_dir, owner)?;
+    write_config(
+        &bundle.root.join("omp.toml"),
+        &config,
+        o.listen,
+        &o.data_dir,
+        owner,
+    )?;
     if let Some(k) = &o.trust_key {
         super::copy_atomic(k, &layout.prefix.join("etc/release-key.pub"), 0o644)?;
     }
@@ -126,7 +157,10 @@ pub fn install(o: &InstallOptions) -> anyhow::Result<()> {
         config: config.clone(),
         listen: o.listen,
         user: user.clone(),
-        installed_at: existing.as_ref().map(|e| e.installed_at).unwrap_or_else(super::now),
+        installed_at: existing
+            .as_ref()
+            .map(|e| e.installed_at)
+            .unwrap_or_else(super::now),
     };
     state.save(&layout)?;
     p.step("service");
@@ -134,7 +168,10 @@ pub fn install(o: &InstallOptions) -> anyhow::Result<()> {
         Mode::Systemd => {
             install_units(&layout, &state)?;
             service::systemctl(&["daemon-reload"])?;
-            for args in [&["enable", "omp.service"][..], &["restart", "omp.service"][..]] {
+            for args in [
+                &["enable", "omp.service"][..],
+                &["restart", "omp.service"][..],
+            ] {
                 let out = service::systemctl(args)?;
                 if !out.status.success() {
                     bail!(
@@ -171,7 +208,9 @@ pub fn install(o: &InstallOptions) -> anyhow::Result<()> {
             pw.display()
         );
     } else {
-        println!("  Sign in as admin with the password set at the first start (OMP_ADMIN_PASSWORD, or an earlier install).");
+        println!(
+            "  Sign in as admin with the password set at the first start (OMP_ADMIN_PASSWORD, or an earlier install)."
+        );
     }
     println!(
         "  Control it with: {} ctl status --prefix {}",
@@ -235,7 +274,10 @@ pub fn set_server_keys(text: &str, listen: SocketAddr, data_dir: &Path) -> Strin
     let quote = |s: String| toml::Value::String(s).to_string();
     let wanted = [
         ("listen", format!("listen = {}", quote(listen.to_string()))),
-        ("data_dir", format!("data_dir = {}", quote(data_dir.display().to_string()))),
+        (
+            "data_dir",
+            format!("data_dir = {}", quote(data_dir.display().to_string())),
+        ),
     ];
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let start = lines.iter().position(|l| l.trim() == "[server]");
@@ -299,7 +341,14 @@ fn write_config(
 
 pub(super) fn install_share(bundle: &Bundle, layout: &Layout) -> anyhow::Result<()> {
     let share = layout.share();
-    for name in ["README.md", "LICENSE", "VERSION", "SHA256SUMS", "SHA256SUMS.sig", "omp.toml"] {
+    for name in [
+        "README.md",
+        "LICENSE",
+        "VERSION",
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+        "omp.toml",
+    ] {
         let from = bundle.root.join(name);
         if from.exists() {
             super::copy_atomic(&from, &share.join(name), 0o644)?;
@@ -343,7 +392,11 @@ pub fn uninstall(prefix: &Path, purge: bool, yes: bool) -> anyhow::Result<()> {
         bail!(
             "this removes OMP from {}{}: confirm with --yes (nothing was changed)",
             prefix.display(),
-            if purge { format!(" and DELETES its data in {}", st.data_dir.display()) } else { String::new() }
+            if purge {
+                format!(" and DELETES its data in {}", st.data_dir.display())
+            } else {
+                String::new()
+            }
         );
     }
     let mut p = Progress::new(3);
@@ -365,7 +418,11 @@ pub fn uninstall(prefix: &Path, purge: bool, yes: bool) -> anyhow::Result<()> {
         remove_any(&prefix.join("etc/release-key.pub"))?;
         let _ = std::fs::remove_dir(prefix.join("etc"));
     }
-    p.step(if purge { "deleting the data" } else { "keeping the data" });
+    p.step(if purge {
+        "deleting the data"
+    } else {
+        "keeping the data"
+    });
     if purge {
         remove_any(&st.data_dir)?;
         remove_any(&layout.backup_dir())?;
@@ -410,11 +467,17 @@ pub fn ctl(prefix: &Path, which: &str, action: &str) -> anyhow::Result<i32> {
     };
     let mut code = 0;
     for &svc in svcs {
-        let name = if svc == Svc::Server { "server" } else { "agent" };
+        let name = if svc == Svc::Server {
+            "server"
+        } else {
+            "agent"
+        };
         let current = service::status(&layout, &st, svc)?;
         if current == Status::NotInstalled {
             if which != "all" || action == "status" {
-                println!("{name}: not installed here (the server's embedded agent covers this host)");
+                println!(
+                    "{name}: not installed here (the server's embedded agent covers this host)"
+                );
             }
             if which != "all" && action != "status" {
                 code = 1;
@@ -463,12 +526,19 @@ mod tests {
         assert_eq!(cfg.server.listen, listen);
         assert_eq!(cfg.server.data_dir, dir);
         // Comments survive and nothing is duplicated.
-        assert_eq!(t.matches("listen =").count(), crate::config::EXAMPLE.matches("listen =").count());
+        assert_eq!(
+            t.matches("listen =").count(),
+            crate::config::EXAMPLE.matches("listen =").count()
+        );
         assert!(t.contains("# Where the store"));
         // Idempotent.
         assert_eq!(set_server_keys(&t, listen, dir), t);
         // A config without the keys or without the section gets them.
-        for base in ["[server]\nlocal_agent = false\n", "[auth]\nsession_idle_minutes = 5\n", ""] {
+        for base in [
+            "[server]\nlocal_agent = false\n",
+            "[auth]\nsession_idle_minutes = 5\n",
+            "",
+        ] {
             let t = set_server_keys(base, listen, dir);
             let cfg: crate::config::Config = toml::from_str(&t).unwrap();
             assert_eq!(cfg.server.listen, listen, "{t}");
@@ -488,7 +558,12 @@ mod tests {
             installed_at: 0,
         };
         let unit = render_unit(include_str!("../../systemd/omp.service"), &l, &st);
-        assert!(unit.contains("ExecStart=/srv/omp/bin/omp serve --config /etc/omp/omp.toml --data-dir /data/omp"), "{unit}");
+        assert!(
+            unit.contains(
+                "ExecStart=/srv/omp/bin/omp serve --config /etc/omp/omp.toml --data-dir /data/omp"
+            ),
+            "{unit}"
+        );
         assert!(unit.contains("ReadWritePaths=/data/omp"));
         assert!(unit.contains("User=ompsvc"));
         assert!(!unit.contains("/opt/omp") && !unit.contains("/var/lib/omp"));

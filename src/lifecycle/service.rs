@@ -115,7 +115,9 @@ fn alive_omp(pid: u32) -> bool {
         return false;
     };
     // A zombie (state Z, after the name in parentheses) has exited already.
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
     if matches!(state, Some('Z') | Some('X') | None) {
         return false;
     }
@@ -167,8 +169,9 @@ fn spawn_server(l: &Layout, st: &InstallState) -> anyhow::Result<()> {
     if let Some(user) = &st.user
         && super::is_root()
     {
-        let (uid, gid) = super::lookup_user(user)
-            .with_context(|| format!("the service user {user} does not exist: run omp install again"))?;
+        let (uid, gid) = super::lookup_user(user).with_context(|| {
+            format!("the service user {user} does not exist: run omp install again")
+        })?;
         cmd.uid(uid).gid(gid);
     }
     let mut child = cmd

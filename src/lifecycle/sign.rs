@@ -14,12 +14,20 @@ const PUBLIC_TAG: &str = "omp-ed25519-public:";
 /// Creates a key pair: `path` (private, 0600) and `path.pub`.
 pub fn keygen(path: &Path) -> anyhow::Result<String> {
     if path.exists() {
-        bail!("{} exists: choose another file (a key is never overwritten)", path.display());
+        bail!(
+            "{} exists: choose another file (a key is never overwritten)",
+            path.display()
+        );
     }
     let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow!("cannot generate a key"))?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow!("cannot generate a key"))?;
-    let public = format!("{PUBLIC_TAG}{}\n", super::bundle::hex(pair.public_key().as_ref()));
+    let pkcs8 =
+        Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow!("cannot generate a key"))?;
+    let pair =
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow!("cannot generate a key"))?;
+    let public = format!(
+        "{PUBLIC_TAG}{}\n",
+        super::bundle::hex(pair.public_key().as_ref())
+    );
     super::write_atomic(
         path,
         format!("{PRIVATE_TAG}{}\n", super::bundle::hex(pkcs8.as_ref())).as_bytes(),
@@ -31,7 +39,7 @@ pub fn keygen(path: &Path) -> anyhow::Result<String> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -48,9 +56,18 @@ pub fn sign(key_file: &Path, message: &[u8]) -> anyhow::Result<String> {
         .trim()
         .strip_prefix(PRIVATE_TAG)
         .and_then(unhex)
-        .with_context(|| format!("{} is not an omp private key (make one with omp keygen)", key_file.display()))?;
-    let pair = Ed25519KeyPair::from_pkcs8(&der)
-        .map_err(|_| anyhow!("{} is damaged: make a new key with omp keygen", key_file.display()))?;
+        .with_context(|| {
+            format!(
+                "{} is not an omp private key (make one with omp keygen)",
+                key_file.display()
+            )
+        })?;
+    let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| {
+        anyhow!(
+            "{} is damaged: make a new key with omp keygen",
+            key_file.display()
+        )
+    })?;
     Ok(super::bundle::hex(pair.sign(message).as_ref()))
 }
 
@@ -62,7 +79,12 @@ pub fn read_public(path: &Path) -> anyhow::Result<Vec<u8>> {
         .strip_prefix(PUBLIC_TAG)
         .and_then(unhex)
         .filter(|k| k.len() == 32)
-        .with_context(|| format!("{} is not an omp public key (the .pub file omp keygen wrote)", path.display()))
+        .with_context(|| {
+            format!(
+                "{} is not an omp public key (the .pub file omp keygen wrote)",
+                path.display()
+            )
+        })
 }
 
 /// Checks a hex signature of `message` by `public` (raw key bytes).
@@ -90,6 +112,9 @@ mod tests {
         let other = dir.path().join("other.key");
         let other_pub = read_public(Path::new(&keygen(&other).unwrap())).unwrap();
         assert!(verify(&other_pub, b"manifest", &sig).is_err());
-        assert!(read_public(&key).is_err(), "a private key is not a public key");
+        assert!(
+            read_public(&key).is_err(),
+            "a private key is not a public key"
+        );
     }
 }

@@ -54,8 +54,7 @@ pub fn check_version(v: &str) -> Result<(), String> {
         && numeric(core.next())
         && core.next().is_none()
         && v.len() <= MAX_VERSION_LEN
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b".-+".contains(&b));
     if ok {
         Ok(())
@@ -134,11 +133,27 @@ mod tests {
     #[test]
     fn stamp_refusals() {
         let mut none = vec![0u8; 200];
-        assert!(apply(&mut none, "1.0.0").unwrap_err().contains("no version"));
+        assert!(
+            apply(&mut none, "1.0.0")
+                .unwrap_err()
+                .contains("no version")
+        );
         let mut two = blank().to_vec();
         two.extend_from_slice(&blank());
-        assert!(apply(&mut two, "1.0.0").unwrap_err().contains("more than one"));
-        for bad in ["", "1", "1.2", "1.2.x", "1.2.3 ", "1.2.3/..", &"1.2.3-".repeat(20)] {
+        assert!(
+            apply(&mut two, "1.0.0")
+                .unwrap_err()
+                .contains("more than one")
+        );
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "1.2.x",
+            "1.2.3 ",
+            "1.2.3/..",
+            &"1.2.3-".repeat(20),
+        ] {
             assert!(check_version(bad).is_err(), "{bad:?}");
         }
         for ok in ["0.1.0", "10.20.30", "1.2.3-rc.1", "1.2.3+g1234"] {

@@ -299,7 +299,13 @@ mod tests {
     #[test]
     fn where_a_run_starts() {
         // (steps done before, --from, same tarball, expected start or error fragment)
-        let cases: Vec<(Option<Step>, Option<&str>, bool, Result<Step, &str>)> = vec![
+        type Case = (
+            Option<Step>,
+            Option<&'static str>,
+            bool,
+            Result<Step, &'static str>,
+        );
+        let cases: Vec<Case> = vec![
             (None, None, true, Ok(Step::Verify)),
             (None, Some("verify"), true, Ok(Step::Verify)),
             (None, Some("start"), true, Err("no unfinished upgrade")),
@@ -309,12 +315,27 @@ mod tests {
             (Some(Step::Stop), Some("stop"), true, Ok(Step::Stop)),
             (Some(Step::Stop), Some("backup"), true, Ok(Step::Backup)),
             (Some(Step::Stop), Some("verify"), true, Ok(Step::Verify)),
-            (Some(Step::Stop), Some("swap"), true, Err("step \"stop\" is not done")),
-            (Some(Step::Stop), Some("stop"), false, Err("another tarball")),
+            (
+                Some(Step::Stop),
+                Some("swap"),
+                true,
+                Err("step \"stop\" is not done"),
+            ),
+            (
+                Some(Step::Stop),
+                Some("stop"),
+                false,
+                Err("another tarball"),
+            ),
             (Some(Step::Start), Some("start"), true, Ok(Step::Start)),
             (Some(Step::Start), Some("migrate"), true, Ok(Step::Migrate)),
             (Some(Step::Start), Some("swap"), true, Ok(Step::Swap)),
-            (Some(Step::Start), Some("snapshot"), true, Err("previous version")),
+            (
+                Some(Step::Start),
+                Some("snapshot"),
+                true,
+                Err("previous version"),
+            ),
             (Some(Step::Start), Some("verify"), true, Err("--from start")),
             (Some(Step::Post), Some("post"), true, Ok(Step::Post)),
         ];
@@ -332,7 +353,11 @@ mod tests {
 
     #[test]
     fn finished_runs_do_not_block_new_ones() {
-        for outcome in [Outcome::Succeeded, Outcome::RolledBack, Outcome::RollbackFailed] {
+        for outcome in [
+            Outcome::Succeeded,
+            Outcome::RolledBack,
+            Outcome::RollbackFailed,
+        ] {
             let mut s = state_done_until(Step::Health);
             s.outcome = outcome;
             assert_eq!(start_at(Some(&s), None, false), Ok(Step::Verify));
@@ -379,7 +404,11 @@ mod tests {
         for s in Step::ALL {
             assert_eq!(Step::parse(s.name()), Ok(s));
         }
-        assert!(Step::parse("nope").unwrap_err().contains("verify, precheck"));
+        assert!(
+            Step::parse("nope")
+                .unwrap_err()
+                .contains("verify, precheck")
+        );
         use std::cmp::Ordering::*;
         for (a, b, o) in [
             ("0.1.0", "0.2.0", Less),

@@ -117,9 +117,14 @@ pub fn upgrade(o: &UpgradeOptions) -> anyhow::Result<()> {
         // Resuming: the staged bundle is checked again (cheap) rather than trusted.
         let to = run.to_version.clone().unwrap_or_default();
         let root = ctx.staging().join(format!("omp-{to}"));
-        ctx.bundle = Some(Bundle::open(&root, ctx.trusted.as_deref()).with_context(|| {
-            format!("the staged bundle {} is unusable: resume with --from verify", root.display())
-        })?);
+        ctx.bundle = Some(
+            Bundle::open(&root, ctx.trusted.as_deref()).with_context(|| {
+                format!(
+                    "the staged bundle {} is unusable: resume with --from verify",
+                    root.display()
+                )
+            })?,
+        );
     }
     ctx.log(&format!(
         "upgrade of {} with {} starting at {}",
@@ -135,7 +140,10 @@ pub fn upgrade(o: &UpgradeOptions) -> anyhow::Result<()> {
         if hook.as_deref() == Some(step.name()) {
             run.record(step).status = StepStatus::Pending;
             save_run(&layout, &run)?;
-            ctx.log(&format!("interrupted before {} (OMP_UPGRADE_FAIL_AT)", step.name()));
+            ctx.log(&format!(
+                "interrupted before {} (OMP_UPGRADE_FAIL_AT)",
+                step.name()
+            ));
             bail!(
                 "the upgrade was interrupted before step {} (OMP_UPGRADE_FAIL_AT): resume with omp upgrade {} --from {}",
                 step.name(),
@@ -156,7 +164,8 @@ pub fn upgrade(o: &UpgradeOptions) -> anyhow::Result<()> {
         match result {
             Ok(msg) => {
                 r.status = StepStatus::Done;
-                r.log.push(format!("{msg} ({} ms)", t.elapsed().as_millis()));
+                r.log
+                    .push(format!("{msg} ({} ms)", t.elapsed().as_millis()));
                 ctx.log(&format!("{}: {msg}", step.name()));
                 save_run(&layout, &run)?;
             }
@@ -209,7 +218,10 @@ fn handle_failure(
                 step.name(),
                 match restarted {
                     Ok(_) => format!("version {} runs again", ctx.st.version),
-                    Err(e) => format!("restarting version {} failed too ({e:#}): start it with omp ctl start", ctx.st.version),
+                    Err(e) => format!(
+                        "restarting version {} failed too ({e:#}): start it with omp ctl start",
+                        ctx.st.version
+                    ),
                 },
                 tarball.display(),
                 step.name()
@@ -255,7 +267,11 @@ fn do_step(step: Step, ctx: &mut Ctx, run: &mut RunState) -> anyhow::Result<Stri
             let msg = format!(
                 "version {}, every file matches SHA256SUMS, {}",
                 b.version,
-                if b.signed { "signature valid" } else { "not signed (no site key trusted)" }
+                if b.signed {
+                    "signature valid"
+                } else {
+                    "not signed (no site key trusted)"
+                }
             );
             run.to_version = Some(b.version.clone());
             ctx.bundle = Some(b);
@@ -271,9 +287,8 @@ fn do_step(step: Step, ctx: &mut Ctx, run: &mut RunState) -> anyhow::Result<Stri
             }
             let mut f = super::checks::host_facts();
             let data = tree_size_data(&ctx.st.data_dir);
-            f.need_bytes = super::checks::need_bytes(
-                2 * super::tree_size(&l.bin()) + data + (32 << 20),
-            );
+            f.need_bytes =
+                super::checks::need_bytes(2 * super::tree_size(&l.bin()) + data + (32 << 20));
             f.free_path = super::checks::existing_ancestor(&l.backup_dir());
             f.free_bytes = super::checks::free_bytes(&l.backup_dir());
             if let Some(why) = super::checks::unwritable(&l.prefix) {
@@ -287,7 +302,11 @@ fn do_step(step: Step, ctx: &mut Ctx, run: &mut RunState) -> anyhow::Result<Stri
             if !problems.is_empty() {
                 bail!("{}", problems.join("; "));
             }
-            Ok(format!("{} → {to}; {} MiB free", ctx.st.version, f.free_bytes >> 20))
+            Ok(format!(
+                "{} → {to}; {} MiB free",
+                ctx.st.version,
+                f.free_bytes >> 20
+            ))
         }
         Step::Backup => {
             let tmp = l.backup_dir().join("previous.tmp");
@@ -301,7 +320,11 @@ fn do_step(step: Step, ctx: &mut Ctx, run: &mut RunState) -> anyhow::Result<Stri
             }
             let _ = std::fs::remove_dir_all(&prev);
             std::fs::rename(&tmp, &prev)?;
-            Ok(format!("binary, config and units of {} saved in {}", ctx.st.version, prev.display()))
+            Ok(format!(
+                "binary, config and units of {} saved in {}",
+                ctx.st.version,
+                prev.display()
+            ))
         }
         Step::Stop => {
             service::stop(&l, &ctx.st, Svc::Server)?;
@@ -329,7 +352,11 @@ fn do_step(step: Step, ctx: &mut Ctx, run: &mut RunState) -> anyhow::Result<Stri
                 super::install::install_units(&l, &ctx.st)?;
                 service::systemctl(&["daemon-reload"])?;
             }
-            Ok(format!("{} now holds version {}", l.bin().display(), b.version))
+            Ok(format!(
+                "{} now holds version {}",
+                l.bin().display(),
+                b.version
+            ))
         }
         Step::Migrate => {
             let out = run_as_service_user(
@@ -346,7 +373,10 @@ fn do_step(step: Step, ctx: &mut Ctx, run: &mut RunState) -> anyhow::Result<Stri
                     String::from_utf8_lossy(&out.stderr).trim()
                 );
             }
-            Ok(format!("store migrated: {}", String::from_utf8_lossy(&out.stdout).trim()))
+            Ok(format!(
+                "store migrated: {}",
+                String::from_utf8_lossy(&out.stdout).trim()
+            ))
         }
         Step::Start => {
             service::start(&l, &ctx.st, Svc::Server)?;
@@ -419,7 +449,10 @@ fn restore_previous(ctx: &mut Ctx, with_data: bool) -> anyhow::Result<String> {
             }
         }
         super::copy_atomic(&l.bin(), &aside.join("omp"), 0o755)?;
-        ctx.log(&format!("data written since the upgrade kept in {}", aside.display()));
+        ctx.log(&format!(
+            "data written since the upgrade kept in {}",
+            aside.display()
+        ));
     }
     super::copy_atomic(&prev.join("bin/omp"), &l.bin(), 0o755)?;
     super::copy_tree(&prev.join("omp.toml"), &old.config)?;

@@ -45,7 +45,12 @@ fn unpack(tarball: &Path, dir: &Path) -> PathBuf {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let top = std::fs::read_dir(dir).unwrap().next().unwrap().unwrap().path();
+    let top = std::fs::read_dir(dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     top.join("bin/omp")
 }
 
@@ -125,12 +130,7 @@ impl Inst {
             .build()
             .into();
         let r = agent.get(format!("{}/healthz", self.base())).call().ok()?;
-        (r.status() == 200).then(|| {
-            r.headers()["x-omp-version"]
-                .to_str()
-                .unwrap()
-                .to_string()
-        })
+        (r.status() == 200).then(|| r.headers()["x-omp-version"].to_str().unwrap().to_string())
     }
     fn admin(&self) -> Client {
         let mut c = Client::new(&self.base());
@@ -171,7 +171,11 @@ impl Drop for Inst {
 fn assert_fails_with(o: &Output, needle: &str) {
     assert!(!o.status.success(), "should fail: {}", text(o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(needle), "stderr should mention {needle:?}: {}", text(o));
+    assert!(
+        err.contains(needle),
+        "stderr should mention {needle:?}: {}",
+        text(o)
+    );
     assert!(!err.contains("panicked"), "{}", text(o));
 }
 
@@ -217,7 +221,11 @@ fn install_upgrade_resume_rollback_uninstall() {
 
     // Control verbs.
     let o = inst.omp(&["ctl", "status"], &[]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("server: running"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("server: running"),
+        "{}",
+        text(&o)
+    );
     let o = inst.omp(&["ctl", "server", "stop"], &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(inst.running_version(), None);
@@ -240,7 +248,13 @@ fn install_upgrade_resume_rollback_uninstall() {
     )
     .unwrap();
     assert_eq!(record["outcome"], "succeeded");
-    assert!(record["steps"].as_array().unwrap().iter().all(|s| s["status"] == "done"));
+    assert!(
+        record["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] == "done")
+    );
     let o = run(&inst.prefix.join("bin/omp"), &["version"], &[]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "omp 0.2.0");
 
@@ -287,13 +301,21 @@ fn install_upgrade_resume_rollback_uninstall() {
     assert_fails_with(&o, "not newer");
     assert_eq!(inst.bin_sha(), sha_before);
     assert_eq!(inst.running_version().as_deref(), Some("0.2.0"));
-    let saved = omp::lifecycle::stamp::read_file(&inst.prefix.join("backup/previous/bin/omp"))
-        .unwrap();
-    assert_eq!(saved.as_deref(), Some("0.1.0"), "the backup of 0.1.0 is untouched");
+    let saved =
+        omp::lifecycle::stamp::read_file(&inst.prefix.join("backup/previous/bin/omp")).unwrap();
+    assert_eq!(
+        saved.as_deref(),
+        Some("0.1.0"),
+        "the backup of 0.1.0 is untouched"
+    );
 
     // A version whose health check fails: automatic rollback, old version healthy, data
     // intact.
-    let broken = build_tarball(&broken_binary(work.path()), "0.3.0", &work.path().join("bdist"));
+    let broken = build_tarball(
+        &broken_binary(work.path()),
+        "0.3.0",
+        &work.path().join("bdist"),
+    );
     let o = inst.omp(&["upgrade", broken.to_str().unwrap()], &[]);
     assert_fails_with(&o, "Rolled back automatically");
     assert_fails_with(&o, "failed at step health");
@@ -317,9 +339,21 @@ fn install_upgrade_resume_rollback_uninstall() {
             let o = inst.omp(&["upgrade", t.to_str().unwrap()], &[]);
             assert_fails_with(&o, &format!("--from {}", step.name()));
         }
-        let o = inst.omp(&["upgrade", t.to_str().unwrap(), "--from", step.name()], &[]);
-        assert!(o.status.success(), "resume at {}: {}", step.name(), text(&o));
-        assert_eq!(inst.running_version().as_deref(), Some(v.as_str()), "after {step:?}");
+        let o = inst.omp(
+            &["upgrade", t.to_str().unwrap(), "--from", step.name()],
+            &[],
+        );
+        assert!(
+            o.status.success(),
+            "resume at {}: {}",
+            step.name(),
+            text(&o)
+        );
+        assert_eq!(
+            inst.running_version().as_deref(),
+            Some(v.as_str()),
+            "after {step:?}"
+        );
         assert!(inst.usernames().contains(&"keeper".to_string()));
     }
 
@@ -449,7 +483,8 @@ fn bad_input_is_refused_before_any_change() {
     let as_nobody = |extra: &[&'static str]| {
         let mut c = Command::new("setpriv");
         c.args(setpriv).arg(&b1).args(with(extra));
-        c.env_remove("OMP_INSTALL_MIN_FREE_MIB").stdin(Stdio::null());
+        c.env_remove("OMP_INSTALL_MIN_FREE_MIB")
+            .stdin(Stdio::null());
         c.output().unwrap()
     };
     let o = as_nobody(&["--yes"]);

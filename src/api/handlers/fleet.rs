@@ -73,9 +73,10 @@ pub(crate) async fn start(
         Some(ids) => {
             let mut out = Vec::new();
             for id in ids {
-                let v = visible.iter().find(|v| v.record.id == *id).ok_or_else(|| {
-                    ApiError::new("not_found", format!("no host with id {id}"))
-                })?;
+                let v = visible
+                    .iter()
+                    .find(|v| v.record.id == *id)
+                    .ok_or_else(|| ApiError::new("not_found", format!("no host with id {id}")))?;
                 out.push(v);
             }
             out
