@@ -496,3 +496,179 @@ fn bad_input_is_refused_before_any_change() {
     assert_fails_with(&o, "--user needs root");
     nothing_changed();
 }
+
+/// An `omp agent` run from its own copy of a binary (a self-upgrade replaces that file).
+struct CopiedAgent {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl CopiedAgent {
+    fn start(server: &crate::util::TestServer, token: &str, binary: &Path) -> CopiedAgent {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        let bin = dir.path().join("bin/omp");
+        std::fs::copy(binary, &bin).unwrap();
+        let https = server.base.replace("http://", "https://");
+        let child = Command::new(&bin)
+            .args([
+                "agent",
+                "--server",
+                &https,
+                "--enroll-token",
+                token,
+                "--data-dir",
+            ])
+            .arg(dir.path().join("data"))
+            .env("OMP_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        CopiedAgent { dir, child }
+    }
+    fn bin_version(&self) -> Option<String> {
+        omp::lifecycle::stamp::read_file(&self.dir.path().join("bin/omp")).unwrap()
+    }
+}
+
+impl Drop for CopiedAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A copy of `from` stamped with `version` (what packaging/build.sh does).
+fn stamped(from: &Path, version: &str, to: &Path) {
+    let mut image = std::fs::read(from).unwrap();
+    omp::lifecycle::stamp::apply(&mut image, version).unwrap();
+    let tmp = to.with_extension("tmp");
+    std::fs::write(&tmp, image).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+fn wait_run(admin: &Client, id: u64) -> serde_json::Value {
+    crate::util::eventually(180, || {
+        let r = admin.get(&format!("/api/v1/hosts/upgrades/{id}"));
+        assert_eq!(r.status, 200, "{}", r.text);
+        (r.body["state"] != "running").then_some(r.body)
+    })
+    .expect("the upgrade run did not end")
+}
+
+#[test]
+fn agents_upgraded_from_the_server_reconnect_with_the_new_version() {
+    let work = tempfile::tempdir().unwrap();
+    let served = work.path().join("agent-omp");
+    // First the server hands out a binary that does not run as an agent.
+    stamped(&broken_binary(work.path()), "0.2.0", &served);
+    let s = crate::util::TestServer::start_with(
+        &[
+            ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("OMP_AGENT__HEARTBEAT_SECS", "1"),
+            ("OMP_AGENT__BINARY", served.to_str().unwrap()),
+        ],
+        None,
+    );
+    let admin = s.admin();
+    let mut agents = Vec::new();
+    for _ in 0..2 {
+        let t = admin.post("/api/v1/hosts/enroll-tokens", &json!({"ttl_minutes": 5}));
+        assert_eq!(t.status, 201, "{}", t.text);
+        agents.push(CopiedAgent::start(
+            &s,
+            t.body["token"].as_str().unwrap(),
+            Path::new(omp_bin()),
+        ));
+    }
+    let online = || {
+        let h = admin.get("/api/v1/hosts").body;
+        let items = h["items"].as_array().unwrap().clone();
+        (items.len() == 2 && items.iter().all(|i| i["status"] == "online")).then_some(items)
+    };
+    let hosts = crate::util::eventually(60, online).expect("two agents online");
+    assert!(
+        hosts.iter().all(|h| h["agent_version"] == omp::VERSION),
+        "{hosts:?}"
+    );
+
+    let b = admin.get("/api/v1/hosts/agent-binary");
+    assert_eq!(b.body["version"], "0.2.0", "{}", b.text);
+    let bad = admin.post("/api/v1/hosts/upgrade", &json!({"all": true, "group": "x"}));
+    assert_eq!(bad.status, 422, "{}", bad.text);
+
+    // The canary refuses the broken binary: the run stops, the other host is not touched.
+    let r = admin.post(
+        "/api/v1/hosts/upgrade",
+        &json!({"all": true, "canary": 1, "timeout_secs": 60}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let run = wait_run(&admin, r.body["id"].as_u64().unwrap());
+    assert_eq!(run["state"], "failed", "{run}");
+    let states: Vec<&str> = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["failed", "skipped"], "{run}");
+    assert!(
+        run["hosts"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("abandoned"),
+        "{run}"
+    );
+    assert!(
+        agents.iter().all(|a| a.bin_version().is_none()),
+        "binaries untouched"
+    );
+
+    // Now a real 0.2.0: the canary, then the rest, reconnect reporting it.
+    stamped(Path::new(omp_bin()), "0.2.0", &served);
+    let r = admin.post(
+        "/api/v1/hosts/upgrade",
+        &json!({"all": true, "timeout_secs": 90}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let run = wait_run(&admin, r.body["id"].as_u64().unwrap());
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let canaries: Vec<bool> = run["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["canary"].as_bool().unwrap())
+        .collect();
+    assert_eq!(canaries, [true, false]);
+    let hosts = crate::util::eventually(30, || {
+        online().filter(|items| items.iter().all(|h| h["agent_version"] == "0.2.0"))
+    })
+    .expect("both agents online as 0.2.0");
+    assert_eq!(hosts.len(), 2);
+    for a in &agents {
+        assert_eq!(a.bin_version().as_deref(), Some("0.2.0"));
+        assert!(
+            a.dir.path().join("bin/omp.prev").exists(),
+            "previous binary kept"
+        );
+        assert!(
+            !a.dir.path().join("data/upgrade-pending.json").exists(),
+            "confirmed"
+        );
+    }
+    // A second run has nothing to do.
+    let r = admin.post("/api/v1/hosts/upgrade", &json!({"all": true}));
+    let run = wait_run(&admin, r.body["id"].as_u64().unwrap());
+    assert!(
+        run["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["state"] == "skipped"),
+        "{run}"
+    );
+}
