@@ -263,6 +263,77 @@ fn machine_name(m: u16) -> String {
 mod tests {
     use super::*;
 
+    /// A minimal bundle: an x86-64 ELF header plus a stamp area as bin/omp, a README, and
+    /// the manifest (signed with `key` when given).
+    fn bundle(dir: &Path, version: &str, key: Option<&Path>) -> PathBuf {
+        let root = dir.join(format!("omp-{version}"));
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2;
+        elf[5] = 1;
+        elf[18] = 62;
+        elf.extend_from_slice(&crate::lifecycle::stamp::blank());
+        crate::lifecycle::stamp::apply(&mut elf, version).unwrap();
+        std::fs::write(root.join("bin/omp"), &elf).unwrap();
+        std::fs::write(root.join("README.md"), "hello").unwrap();
+        let sums: String = ["README.md", "bin/omp"]
+            .iter()
+            .map(|f| format!("{}  {f}\n", sha256_file(&root.join(f)).unwrap()))
+            .collect();
+        std::fs::write(root.join(SUMS), &sums).unwrap();
+        if let Some(k) = key {
+            let sig = crate::lifecycle::sign::sign(k, sums.as_bytes()).unwrap();
+            std::fs::write(root.join(SIG), sig).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn bundles_are_verified_file_by_file_and_by_signature() {
+        let d = tempfile::tempdir().unwrap();
+        let key = d.path().join("site.key");
+        let public = crate::lifecycle::sign::read_public(Path::new(
+            &crate::lifecycle::sign::keygen(&key).unwrap(),
+        ))
+        .unwrap();
+        let root = bundle(&d.path().join("a"), "1.2.3", Some(&key));
+        let b = Bundle::open(&root, Some(&public)).unwrap();
+        assert_eq!((b.version.as_str(), b.signed), ("1.2.3", true));
+        assert!(!Bundle::open(&root, None).unwrap().signed);
+
+        let err =
+            |root: &Path, key: Option<&[u8]>| format!("{:#}", Bundle::open(root, key).unwrap_err());
+        // Another site's key.
+        let other = d.path().join("other.key");
+        let other_pub = crate::lifecycle::sign::read_public(Path::new(
+            &crate::lifecycle::sign::keygen(&other).unwrap(),
+        ))
+        .unwrap();
+        assert!(err(&root, Some(&other_pub)).contains("not signed by your site"));
+        // A trusted key but no signature.
+        let unsigned = bundle(&d.path().join("b"), "1.2.3", None);
+        assert!(err(&unsigned, Some(&public)).contains("not signed"));
+        // A file not in the manifest, and a changed file.
+        std::fs::write(unsigned.join("extra"), "x").unwrap();
+        assert!(err(&unsigned, None).contains("does not list"));
+        std::fs::remove_file(unsigned.join("extra")).unwrap();
+        std::fs::write(unsigned.join("README.md"), "changed").unwrap();
+        assert!(err(&unsigned, None).contains("checksum mismatch for README.md"));
+        // Another architecture.
+        let arm = bundle(&d.path().join("c"), "1.2.3", None);
+        let mut image = std::fs::read(arm.join("bin/omp")).unwrap();
+        image[18] = 183;
+        std::fs::write(arm.join("bin/omp"), &image).unwrap();
+        let sums = format!(
+            "{}  README.md\n{}  bin/omp\n",
+            sha256_file(&arm.join("README.md")).unwrap(),
+            sha256_file(&arm.join("bin/omp")).unwrap()
+        );
+        std::fs::write(arm.join(SUMS), sums).unwrap();
+        assert!(err(&arm, None).contains("another architecture (aarch64)"));
+    }
+
     #[test]
     fn manifest_lines() {
         let h = "a".repeat(64);
