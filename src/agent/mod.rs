@@ -145,7 +145,18 @@ pub async fn run(
         }
         match end {
             End::Shutdown => return Ok(()),
-            End::Fatal(e) => return Err(e),
+            End::Fatal(e) => {
+                // A new binary the server refuses (say, an incompatible version) goes back
+                // to the previous one at once instead of exiting.
+                if upgrade::pending(&opts.data_dir)
+                    .is_some_and(|p| p.to_version == crate::version())
+                {
+                    tracing::error!(error = %format!("{e:#}"), "The upgraded agent was refused.");
+                    let e = upgrade::revert(&opts.data_dir);
+                    tracing::error!(error = %format!("{e:#}"), "Could not restore the previous agent binary.");
+                }
+                return Err(e);
+            }
             End::Revoked(why) => {
                 let _ = std::fs::remove_file(&state_path);
                 tracing::warn!(reason = %why, "The server revoked this agent; its credential was removed.");

@@ -64,7 +64,7 @@ pub fn revert(data_dir: &Path) -> anyhow::Error {
         // The previous binary runs already (a revert happened before).
         return anyhow!("the previous version already runs");
     }
-    tracing::warn!(from = %p.to_version, to = %p.from_version, "The upgraded agent could not reconnect in time: restoring the previous binary.");
+    tracing::warn!(from = %p.to_version, to = %p.from_version, "The upgraded agent did not get connected: restoring the previous agent binary.");
     if let Err(e) = std::fs::rename(&p.previous, &p.exe) {
         return anyhow!("cannot restore {}: {e}", p.previous.display());
     }

@@ -523,10 +523,13 @@ impl CopiedAgent {
             .env("OMP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap())
             .spawn()
             .unwrap();
         CopiedAgent { dir, child }
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
     }
     fn bin_version(&self) -> Option<String> {
         omp::lifecycle::stamp::read_file(&self.dir.path().join("bin/omp")).unwrap()
@@ -627,6 +630,42 @@ fn agents_upgraded_from_the_server_reconnect_with_the_new_version() {
         agents.iter().all(|a| a.bin_version().is_none()),
         "binaries untouched"
     );
+
+    // A binary the server refuses (major version 1 against a 0.x server): the canary puts
+    // its previous binary back by itself and reconnects as before; the run fails.
+    stamped(Path::new(omp_bin()), "1.0.0", &served);
+    let r = admin.post(
+        "/api/v1/hosts/upgrade",
+        &json!({"all": true, "canary": 1, "timeout_secs": 10}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text);
+    let run = wait_run(&admin, r.body["id"].as_u64().unwrap());
+    assert_eq!(run["state"], "failed", "{run}");
+    assert!(
+        run["hosts"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not reconnect"),
+        "{run}"
+    );
+    assert_eq!(run["hosts"][1]["state"], "skipped", "{run}");
+    let reverted: Vec<&CopiedAgent> = agents
+        .iter()
+        .filter(|a| a.log().contains("restoring the previous agent binary"))
+        .collect();
+    assert_eq!(reverted.len(), 1, "only the canary tried 1.0.0");
+    let log = reverted[0].log();
+    assert!(log.contains("Agent binary upgraded; restarting."), "{log}");
+    assert!(log.contains("not compatible"), "{log}");
+    assert_eq!(
+        reverted[0].bin_version(),
+        None,
+        "the previous (unstamped) binary is back"
+    );
+    crate::util::eventually(30, || {
+        online().filter(|items| items.iter().all(|h| h["agent_version"] == omp::VERSION))
+    })
+    .expect("both agents online with their old version");
 
     // Now a real 0.2.0: the canary, then the rest, reconnect reporting it.
     stamped(Path::new(omp_bin()), "0.2.0", &served);
