@@ -80,6 +80,8 @@ fi
 
 mkdir -p -- "$out"
 tarball="$out/$name-linux-x86_64.tar.gz"
-tar -C "$work" --owner=0 --group=0 --numeric-owner --sort=name -czf "$tarball.tmp" "$name"
+# Reproducible: fixed owners, order and times; gzip without a name or timestamp.
+tar -C "$work" --owner=0 --group=0 --numeric-owner --sort=name --mtime=@0 -cf - "$name" \
+  | gzip -n -9 > "$tarball.tmp"
 mv -f -- "$tarball.tmp" "$tarball"
 echo "$tarball"
