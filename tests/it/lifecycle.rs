@@ -26,6 +26,7 @@ fn build_tarball(binary: &Path, version: &str, out: &Path) -> PathBuf {
         .arg(binary)
         .args(["--version", version, "--out"])
         .arg(out)
+        .env("OMP_BUILD_GZIP_LEVEL", "1")
         .output()
         .unwrap();
     assert!(o.status.success(), "build.sh: {}", text(&o));
