@@ -15,7 +15,7 @@ use crate::model::User;
 
 /// OMP: operations management for small sites, in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "omp", version = crate::VERSION, propagate_version = true, arg_required_else_help = true)]
+#[command(name = "omp", version = crate::version(), propagate_version = true, arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -48,6 +48,58 @@ pub enum Command {
     /// Measure this build (see the README's Performance section)
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Install from the unpacked tarball (run omp-VERSION/bin/omp install)
+    Install(InstallArgs),
+    /// Remove an installation (the data stays unless --purge)
+    Uninstall {
+        #[arg(long, value_name = "P", default_value = crate::lifecycle::DEFAULT_PREFIX)]
+        prefix: PathBuf,
+        /// Also delete the data dir and the upgrade backups
+        #[arg(long)]
+        purge: bool,
+        /// Confirm
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Control the installed services: omp ctl [all|server|agent] [status|start|stop|restart]
+    Ctl {
+        /// all, server or agent (default all)
+        which: Option<String>,
+        /// status, start, stop or restart (default status)
+        action: Option<String>,
+        #[arg(long, value_name = "P", default_value = crate::lifecycle::DEFAULT_PREFIX)]
+        prefix: PathBuf,
+    },
+    /// Upgrade an installation from a newer tarball (resumable, rolls back on failure)
+    Upgrade {
+        tarball: PathBuf,
+        /// Resume an interrupted upgrade at this step (verify, precheck, backup, stop,
+        /// snapshot, swap, migrate, start, health, post)
+        #[arg(long, value_name = "STEP")]
+        from: Option<String>,
+        #[arg(long, value_name = "P", default_value = crate::lifecycle::DEFAULT_PREFIX)]
+        prefix: PathBuf,
+        /// Public key (from omp keygen) the tarball's SHA256SUMS.sig must match; default
+        /// P/etc/release-key.pub when present
+        #[arg(long, value_name = "FILE")]
+        trust_key: Option<PathBuf>,
+    },
+    /// Return to the version before the last upgrade (and the store as it was then)
+    Rollback {
+        #[arg(long, value_name = "P", default_value = crate::lifecycle::DEFAULT_PREFIX)]
+        prefix: PathBuf,
+    },
+    /// Create an Ed25519 site key pair for signing release tarballs (FILE and FILE.pub)
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign a file (a tarball's SHA256SUMS) with a site key; prints the signature
+    Sign {
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        file: PathBuf,
+    },
     /// Print the version
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -88,6 +140,34 @@ pub struct ServeArgs {
     /// Do not start the embedded agent for this host
     #[arg(long)]
     pub no_local_agent: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Installation prefix (binary, config, state)
+    #[arg(long, value_name = "P", default_value = crate::lifecycle::DEFAULT_PREFIX)]
+    pub prefix: PathBuf,
+    /// Data directory (store, metrics, TLS identity)
+    #[arg(long, value_name = "D", default_value = crate::lifecycle::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Address the server listens on
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:19001")]
+    pub listen: SocketAddr,
+    /// Account the server runs as (default omp under systemd, created when missing)
+    #[arg(long, value_name = "U")]
+    pub user: Option<String>,
+    /// Config file to write (default P/etc/omp.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Run as a daemon with a pidfile instead of a systemd service
+    #[arg(long)]
+    pub no_systemd: bool,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+    /// Site public key (omp keygen) the bundle's signature must match; kept for upgrades
+    #[arg(long, value_name = "FILE")]
+    pub trust_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +316,11 @@ pub enum StoreCmd {
     Export {
         #[arg(long, short)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Open the store and migrate it to this version's schema (upgrades run it)
+    Migrate {
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -419,8 +504,87 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             crate::bench::tsdb(series, hours)?;
             Ok(0)
         }
+        Command::Store(StoreCmd::Migrate { store }) => {
+            let cfg = store.load()?;
+            let s = crate::store::Store::open(&cfg.server.data_dir)?;
+            println!(
+                "{} at schema version {}",
+                s.path().display(),
+                crate::store::SCHEMA_VERSION
+            );
+            Ok(0)
+        }
+        Command::Install(a) => {
+            crate::lifecycle::install::install(&crate::lifecycle::install::InstallOptions {
+                prefix: a.prefix,
+                data_dir: a.data_dir,
+                listen: a.listen,
+                user: a.user,
+                config: a.config,
+                no_systemd: a.no_systemd,
+                yes: a.yes,
+                trust_key: a.trust_key,
+            })?;
+            Ok(0)
+        }
+        Command::Uninstall { prefix, purge, yes } => {
+            crate::lifecycle::install::uninstall(&prefix, purge, yes)?;
+            Ok(0)
+        }
+        Command::Ctl {
+            which,
+            action,
+            prefix,
+        } => {
+            const ACTIONS: [&str; 4] = ["status", "start", "stop", "restart"];
+            // `omp ctl stop` means all services.
+            let (which, action) = match (which, action) {
+                (Some(w), None) if ACTIONS.contains(&w.as_str()) => ("all".to_string(), w),
+                (w, a) => (
+                    w.unwrap_or_else(|| "all".into()),
+                    a.unwrap_or_else(|| "status".into()),
+                ),
+            };
+            crate::lifecycle::install::ctl(&prefix, &which, &action)
+        }
+        Command::Upgrade {
+            tarball,
+            from,
+            prefix,
+            trust_key,
+        } => {
+            let from = from
+                .map(|f| crate::lifecycle::steps::Step::parse(&f))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!(e))?;
+            crate::lifecycle::upgrade::upgrade(&crate::lifecycle::upgrade::UpgradeOptions {
+                tarball,
+                from,
+                prefix,
+                trust_key,
+            })?;
+            Ok(0)
+        }
+        Command::Rollback { prefix } => {
+            crate::lifecycle::upgrade::rollback(&prefix)?;
+            Ok(0)
+        }
+        Command::Keygen { out } => {
+            let public = crate::lifecycle::sign::keygen(&out)?;
+            println!(
+                "private key: {} (keep it off the servers); public key: {public} (give it to install/upgrade --trust-key)",
+                out.display()
+            );
+            Ok(0)
+        }
+        Command::Sign { key, file } => {
+            let data =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            println!("{}", crate::lifecycle::sign::sign(&key, &data)?);
+            Ok(0)
+        }
         Command::Version => {
-            println!("omp {}", crate::VERSION);
+            println!("omp {}", crate::version());
             Ok(0)
         }
         Command::Completions { shell } => {

@@ -51,6 +51,10 @@ pub struct AgentConfig {
     pub heartbeat_secs: u64,
     /// Seconds between host metric collections on every agent (0 turns them off).
     pub metrics_secs: u64,
+    /// The agent binary handed to agents (install downloads and fleet upgrades); None:
+    /// this server's own executable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -113,6 +117,7 @@ impl Default for AgentConfig {
         AgentConfig {
             heartbeat_secs: 10,
             metrics_secs: 15,
+            binary: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod bench;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod hosts;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod proto;
@@ -24,8 +26,27 @@ pub mod tls;
 pub mod tsdb;
 pub mod ui;
 
-/// The version of this build.
+/// The version the crate was compiled as. What this binary reports is [`version()`]: the
+/// packaging stamp when `packaging/build.sh --version V` patched one in, else this.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The version stamp: [`lifecycle::stamp::MARKER`] followed by a NUL-padded version that
+/// `packaging/build.sh --version V` overwrites in the built file (all NUL: not stamped).
+/// A second tarball with another version thus needs no second compilation.
+#[used]
+static VERSION_STAMP: [u8; lifecycle::stamp::STAMP_LEN] = lifecycle::stamp::blank();
+
+/// The version this binary reports everywhere (CLI, agent hello, API, logs).
+pub fn version() -> &'static str {
+    static CACHED: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    CACHED.get_or_init(|| {
+        // black_box hides the static's initial value from the optimiser, so the bytes are
+        // read from the (possibly patched) file image rather than folded at compile time.
+        let image: &'static [u8; lifecycle::stamp::STAMP_LEN] =
+            std::hint::black_box(&VERSION_STAMP);
+        lifecycle::stamp::parse(image).unwrap_or(VERSION)
+    })
+}
 
 /// Sets up logging to stderr: `OMP_LOG` wins over `[log] level`.
 pub fn init_logging(cfg: &config::LogConfig) {

@@ -20,6 +20,10 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("settings:write", "Change platform settings"),
     ("hosts:read", "See hosts, inventory and host groups"),
     ("hosts:write", "Add, edit, delete hosts; maintenance mode"),
+    (
+        "hosts:upgrade",
+        "Upgrade the agents of hosts (fleet upgrade)",
+    ),
     ("exec:run", "Run commands (argv) on hosts"),
     ("exec:shell", "Run shell command lines on hosts"),
     (

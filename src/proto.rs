@@ -118,6 +118,13 @@ pub enum AgentMsg {
         req: u64,
         reply: AgentReply,
     },
+    /// Progress of a self-upgrade: `ok` false when it was abandoned (download, checksum,
+    /// the new binary does not run); `ok` true just before re-executing the new binary.
+    UpgradeStatus {
+        upgrade: u64,
+        ok: bool,
+        message: String,
+    },
 }
 
 /// Request/reply exchanges (`ServerMsg::Request` → `AgentMsg::Reply`).
@@ -235,6 +242,22 @@ pub enum ServerMsg {
     Revoked {
         reason: String,
     },
+    /// Replace the agent binary with the server's agent binary and restart.
+    Upgrade(UpgradeRequest),
+}
+
+/// A self-upgrade order: the agent downloads the binary from
+/// `GET /api/agent/v1/upgrade-binary` with `Authorization: Upgrade <ticket>` (one-time),
+/// checks size and SHA-256, keeps its previous binary and re-executes; if the new one
+/// cannot reconnect within `confirm_secs` it puts the previous one back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UpgradeRequest {
+    pub upgrade: u64,
+    pub version: String,
+    pub sha256: String,
+    pub size: u64,
+    pub ticket: String,
+    pub confirm_secs: u64,
 }
 
 /// One metric sample from an agent (the server adds `instance` and `job`).

@@ -276,7 +276,7 @@ fn post(cfg: &RemoteConfig, body: Vec<u8>) -> Result<(), (bool, String)> {
         .header("content-type", "application/x-protobuf")
         .header("content-encoding", "snappy")
         .header("x-prometheus-remote-write-version", "0.1.0")
-        .header("user-agent", &format!("omp/{}", crate::VERSION));
+        .header("user-agent", &format!("omp/{}", crate::version()));
     if let Some(b) = &cfg.basic_auth {
         req = req.header(
             "authorization",

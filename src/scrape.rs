@@ -481,7 +481,7 @@ fn fetch(t: &Target) -> std::result::Result<(String, Format), String> {
     let mut req = agent
         .get(&t.url())
         .header("accept", ACCEPT)
-        .header("user-agent", &format!("omp/{}", crate::VERSION));
+        .header("user-agent", &format!("omp/{}", crate::version()));
     if let Some(a) = authorization(t) {
         req = req.header("authorization", &a);
     }

@@ -105,7 +105,7 @@ pub async fn run(
         write_atomically(f, &addr.to_string())
             .with_context(|| format!("cannot write the listen address to {}", f.display()))?;
     }
-    tracing::info!(%addr, data_dir = %data_dir.display(), version = crate::VERSION, "OMP is serving.");
+    tracing::info!(%addr, data_dir = %data_dir.display(), version = crate::version(), "OMP is serving.");
 
     // Every background task is owned here and awaited after the server stops.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -10,6 +10,7 @@ pub mod requests;
 pub mod runner;
 pub mod sim;
 pub mod terminal;
+pub mod upgrade;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,26 @@ pub async fn run(
         .or_else(|| token.as_ref().map(|t| t.pin.clone()))
         .unwrap_or_default();
     let tls = crate::tls::pinned_client_config(&pin)?;
+    // A self-upgrade not yet confirmed by a connection: past its deadline (a crash loop),
+    // go back to the previous binary now; otherwise a watchdog below does at the deadline.
+    let upgrade_deadline = upgrade::pending(&opts.data_dir)
+        .filter(|p| p.to_version == crate::version())
+        .map(|p| p.deadline);
+    if upgrade_deadline.is_some_and(|d| d <= chrono::Utc::now().timestamp()) {
+        let e = upgrade::revert(&opts.data_dir);
+        tracing::error!(error = %format!("{e:#}"), "Could not restore the previous agent binary.");
+    }
+    let watchdog = async {
+        match upgrade_deadline {
+            Some(d) => {
+                let wait = (d - chrono::Utc::now().timestamp()).max(0) as u64;
+                tokio::time::sleep(Duration::from_secs(wait)).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(watchdog);
+    let mut watchdog_armed = upgrade_deadline.is_some();
     tokio::pin!(shutdown);
     let mut backoff = 1u64;
     loop {
@@ -111,13 +132,32 @@ pub async fn run(
         let end = tokio::select! {
             e = session => e,
             _ = &mut shutdown => End::Shutdown,
+            _ = &mut watchdog, if watchdog_armed => {
+                watchdog_armed = false;
+                if upgrade::pending(&opts.data_dir).is_some() {
+                    let e = upgrade::revert(&opts.data_dir);
+                    tracing::error!(error = %format!("{e:#}"), "Could not restore the previous agent binary.");
+                }
+                continue;
+            }
         };
         if connected {
             backoff = 1;
         }
         match end {
             End::Shutdown => return Ok(()),
-            End::Fatal(e) => return Err(e),
+            End::Fatal(e) => {
+                // A new binary the server refuses (say, an incompatible version) goes back
+                // to the previous one at once instead of exiting.
+                if upgrade::pending(&opts.data_dir)
+                    .is_some_and(|p| p.to_version == crate::version())
+                {
+                    tracing::error!(error = %format!("{e:#}"), "The upgraded agent was refused.");
+                    let e = upgrade::revert(&opts.data_dir);
+                    tracing::error!(error = %format!("{e:#}"), "Could not restore the previous agent binary.");
+                }
+                return Err(e);
+            }
             End::Revoked(why) => {
                 let _ = std::fs::remove_file(&state_path);
                 tracing::warn!(reason = %why, "The server revoked this agent; its credential was removed.");
@@ -160,7 +200,7 @@ async fn session(
         Err(_) => return End::Retry(anyhow!("connecting to {host}:{port} timed out")),
     };
     let _ = tcp.set_nodelay(true);
-    let connector = tokio_rustls::TlsConnector::from(tls);
+    let connector = tokio_rustls::TlsConnector::from(tls.clone());
     let stream = match connector.connect(crate::tls::server_name(host), tcp).await {
         Ok(s) => s,
         Err(e) => {
@@ -181,14 +221,14 @@ async fn session(
     let inventory = inventory::collect();
     let hello = match (&*state, token) {
         (Some(s), _) => AgentHello::Hello {
-            version: crate::VERSION.into(),
+            version: crate::version().into(),
             protocol: proto::PROTOCOL,
             host_id: s.host_id,
             credential: s.credential.clone(),
             inventory,
         },
         (None, Some(t)) => AgentHello::Enroll {
-            version: crate::VERSION.into(),
+            version: crate::version().into(),
             protocol: proto::PROTOCOL,
             token_secret: t.secret.clone(),
             inventory,
@@ -253,11 +293,18 @@ async fn session(
         }
     };
     *connected = true;
+    upgrade::confirm(&opts.data_dir);
     if opts.enroll_only {
         let _ = ws.close(None).await;
         return End::Shutdown;
     }
-    serve(ws, heartbeat, metrics_every).await
+    let link = upgrade::Link {
+        host: host.to_string(),
+        port,
+        tls,
+        data_dir: opts.data_dir.clone(),
+    };
+    serve(ws, heartbeat, metrics_every, link).await
 }
 
 type Ws =
@@ -271,7 +318,7 @@ async fn send_json<T: Serialize>(ws: &mut Ws, v: &T) -> anyhow::Result<()> {
 }
 
 /// The connected loop: heartbeats, inventory refresh, commands.
-async fn serve(mut ws: Ws, heartbeat_secs: u64, metrics_secs: u64) -> End {
+async fn serve(mut ws: Ws, heartbeat_secs: u64, metrics_secs: u64, link: upgrade::Link) -> End {
     let started = std::time::Instant::now();
     let (out_tx, mut out_rx) = mpsc::channel::<AgentMsg>(256);
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_EXEC));
@@ -391,6 +438,27 @@ async fn serve(mut ws: Ws, heartbeat_secs: u64, metrics_secs: u64) -> End {
                     }
                     ServerMsg::TermClose { term } => {
                         if let Some(t) = terms.get_mut(&term) { t.close(); }
+                    }
+                    ServerMsg::Upgrade(req) => {
+                        let out = out_tx.clone();
+                        let link = link.clone();
+                        tasks.spawn(async move {
+                            let status = |ok: bool, message: String| AgentMsg::UpgradeStatus { upgrade: req.upgrade, ok, message };
+                            match upgrade::prepare(&link, &req).await {
+                                Ok(exe) => {
+                                    tracing::info!(version = %req.version, "Agent binary upgraded; restarting.");
+                                    let _ = out.send(status(true, format!("version {} installed, restarting", req.version))).await;
+                                    // Let the session loop send the status before the process is replaced.
+                                    tokio::time::sleep(Duration::from_millis(300)).await;
+                                    let e = upgrade::reexec(&exe);
+                                    tracing::error!(error = %format!("{e:#}"), "Could not restart the upgraded agent.");
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %format!("{e:#}"), "Self-upgrade abandoned.");
+                                    let _ = out.send(status(false, format!("{e:#}"))).await;
+                                }
+                            }
+                        });
                     }
                 }
             }

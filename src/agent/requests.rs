@@ -33,7 +33,7 @@ fn scrape(r: &ScrapeRequest) -> AgentReply {
     let mut req = agent
         .get(&r.url)
         .header("accept", crate::scrape::ACCEPT)
-        .header("user-agent", &format!("omp-agent/{}", crate::VERSION));
+        .header("user-agent", &format!("omp-agent/{}", crate::version()));
     if let Some(a) = &r.authorization {
         req = req.header("authorization", a);
     }

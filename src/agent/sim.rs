@@ -32,7 +32,7 @@ pub async fn run(
     )
     .await?;
     let hello = AgentHello::Enroll {
-        version: crate::VERSION.into(),
+        version: crate::version().into(),
         protocol: proto::PROTOCOL,
         token_secret: secret,
         inventory: Inventory {

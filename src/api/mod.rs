@@ -46,6 +46,8 @@ pub struct AppState {
     pub pins: Pins,
     pub config: Arc<Config>,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Agent fleet upgrades and the agent binary they hand out.
+    pub fleet: crate::lifecycle::fleet::Fleet,
     routes: Arc<HashMap<(Method, &'static str), RouteDef>>,
     openapi: Arc<serde_json::Value>,
 }
@@ -83,7 +85,9 @@ impl AppState {
             .into_iter()
             .map(|d| ((d.method.clone(), d.path), d))
             .collect();
+        let fleet = crate::lifecycle::fleet::Fleet::new(hosts.clone(), config.agent.binary.clone());
         AppState {
+            fleet,
             auth,
             audit,
             hosts,
@@ -114,7 +118,11 @@ pub fn router(state: AppState) -> Router {
     }
     let api = api.route_layer(middleware::from_fn_with_state(state.clone(), authz));
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        // The version header lets upgrades check that the new binary is the one answering.
+        .route(
+            "/healthz",
+            get(|| async { ([("x-omp-version", crate::version())], "ok") }),
+        )
         .route("/api/openapi.json", get(openapi_json))
         .route("/api/agent/v1/connect", get(handlers::agent::connect))
         .route(
@@ -122,6 +130,10 @@ pub fn router(state: AppState) -> Router {
             get(handlers::agent::install_script),
         )
         .route("/api/agent/v1/binary", get(handlers::agent::binary))
+        .route(
+            "/api/agent/v1/upgrade-binary",
+            get(handlers::fleet::upgrade_binary),
+        )
         .merge(api)
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))

@@ -60,7 +60,7 @@ pub fn document(routes: &[RouteDef]) -> Value {
         .collect();
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "OMP API", "version": crate::VERSION, "description": "Operation Management Platform REST API. Cookie-authenticated mutations need the X-CSRF-Token header."},
+        "info": {"title": "OMP API", "version": crate::version(), "description": "Operation Management Platform REST API. Cookie-authenticated mutations need the X-CSRF-Token header."},
         "paths": paths,
         "components": {
             "securitySchemes": {

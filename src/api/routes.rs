@@ -6,7 +6,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 
 use super::AppState;
 use super::handlers::{
-    audit, auth, files, hosts, metrics_import, prom, scrape, system, terminal, tokens, users,
+    audit, auth, files, fleet, hosts, metrics_import, prom, scrape, system, terminal, tokens, users,
 };
 
 /// Who may call a route.
@@ -422,6 +422,39 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
             Perm("hosts:write"),
             "End a host's maintenance",
             delete(hosts::maintenance_off),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/hosts/upgrade",
+            "hosts.upgrade",
+            Perm("hosts:upgrade"),
+            "Upgrade agents to the server's agent binary: all, a group or a list; canary first",
+            post(fleet::start),
+        )
+        .body(&["all", "group", "hosts", "canary", "timeout_secs"]),
+        r(
+            Method::GET,
+            "/api/v1/hosts/upgrades",
+            "hosts.upgrades.list",
+            Perm("hosts:upgrade"),
+            "Agent upgrade runs, newest first",
+            get(fleet::list),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/hosts/upgrades/{id}",
+            "hosts.upgrades.get",
+            Perm("hosts:upgrade"),
+            "One agent upgrade run with the state of every host",
+            get(fleet::get_one),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/hosts/agent-binary",
+            "hosts.agent_binary",
+            Perm("hosts:read"),
+            "Version, SHA-256 and size of the agent binary this server hands out",
+            get(fleet::agent_binary),
         ),
         r(
             Method::GET,

@@ -461,6 +461,8 @@ impl Hosts {
                 sha256,
             } => self.file_done(host_id, xfer, error, size, sha256),
             AgentMsg::Reply { req, reply } => self.on_reply(host_id, req, reply),
+            // Fleet upgrades (lifecycle::fleet) take these in the agent channel.
+            AgentMsg::UpgradeStatus { .. } => {}
             AgentMsg::TermExit { term, code, error } => {
                 let reason = error.unwrap_or_else(|| "the shell exited".into());
                 self.end_terminal(term, code, &reason);

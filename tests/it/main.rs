@@ -6,6 +6,7 @@
 mod browser;
 mod foundation;
 mod hosts;
+mod lifecycle;
 mod metrics;
 mod ssh;
 mod terminal;

@@ -60,7 +60,7 @@ async fn session(st: AppState, mut socket: WebSocket, addr: SocketAddr) {
     };
     let hosts = st.hosts.clone();
     let Ok((welcome, host)) =
-        tokio::task::spawn_blocking(move || hosts.handshake(hello, crate::VERSION)).await
+        tokio::task::spawn_blocking(move || hosts.handshake(hello, crate::version())).await
     else {
         return;
     };
@@ -103,6 +103,7 @@ async fn session(st: AppState, mut socket: WebSocket, addr: SocketAddr) {
         tokio::select! {
             m = socket.recv() => match m {
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<AgentMsg>(&t) {
+                    Ok(AgentMsg::UpgradeStatus { upgrade, ok, message }) => st.fleet.on_status(host_id, upgrade, ok, message),
                     Ok(msg) => st.hosts.on_message(host_id, msg),
                     Err(e) => tracing::warn!(host_id, error = %e, "Ignoring an agent message the server does not understand."),
                 },
@@ -171,7 +172,10 @@ pub(crate) async fn binary(
             "the enrollment token is unknown, used or expired: create a new one",
         ));
     }
-    let exe = std::env::current_exe().map_err(ApiError::internal)?;
+    let exe = match &st.config.agent.binary {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(ApiError::internal)?,
+    };
     let bytes = tokio::fs::read(&exe).await.map_err(ApiError::internal)?;
     let mut resp = (StatusCode::OK, bytes).into_response();
     resp.headers_mut().insert(

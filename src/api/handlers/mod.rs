@@ -5,6 +5,7 @@ pub(super) mod agent;
 pub(super) mod audit;
 pub(super) mod auth;
 pub(super) mod files;
+pub(super) mod fleet;
 pub(super) mod hosts;
 pub(super) mod metrics_import;
 pub(super) mod prom;

@@ -327,7 +327,7 @@ pub(crate) async fn metadata(State(st): State<AppState>, RawQuery(q): RawQuery) 
 
 pub(crate) async fn buildinfo() -> Response {
     ok(
-        json!({"version": crate::VERSION, "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": "omp (rust)"}),
+        json!({"version": crate::version(), "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": "omp (rust)"}),
     )
 }
 
@@ -423,7 +423,7 @@ pub(crate) async fn self_metrics(State(st): State<AppState>) -> Response {
          # HELP omp_tsdb_chunk_bytes Bytes of compressed samples held.\n# TYPE omp_tsdb_chunk_bytes gauge\nomp_tsdb_chunk_bytes {bytes}\n",
         online.0,
         online.1,
-        v = crate::VERSION,
+        v = crate::version(),
     );
     (
         [(

@@ -34,7 +34,7 @@ pub(crate) async fn info(State(st): State<AppState>) -> Response {
         .map(|(k, a)| json!({ "key": k, "available": a }))
         .collect();
     axum::Json(json!({
-        "version": crate::VERSION,
+        "version": crate::version(),
         "started_at": st.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "uptime_secs": (now - st.started_at).num_seconds().max(0),
         "modules": modules,
