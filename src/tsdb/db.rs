@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::head::{Head, HeadError, Labels, Matcher};
 use super::segment::Ring;
+use super::tier::{self, Tiers};
 use super::wal::{Record, Sample, Wal};
 
 /// How far ahead of the server's clock a sample may be.
@@ -87,6 +88,7 @@ pub struct Tsdb {
     head: Head,
     wal: Wal,
     ring: Ring,
+    tiers: Tiers,
     opts: TsdbOptions,
     /// Size of the log right after the last checkpoint.
     checkpointed: u64,
@@ -100,6 +102,14 @@ impl Tsdb {
             &dir.join("segments"),
             opts.segment_bytes,
             opts.max_disk_bytes,
+        )?;
+        // The tiers get a share of the disk budget: 1/8 for minutes, 1/32 for hours.
+        let tier_segment = (opts.segment_bytes / 8).max(4096);
+        let tiers = Tiers::open(
+            dir,
+            tier_segment,
+            (opts.max_disk_bytes / 8).max(2 * tier_segment),
+            (opts.max_disk_bytes / 32).max(2 * tier_segment),
         )?;
         let on_disk = ring.max_times();
         let (wal, replay) = Wal::open(&dir.join("wal"))?;
@@ -138,6 +148,7 @@ impl Tsdb {
                 head,
                 wal,
                 ring,
+                tiers,
                 opts,
             },
             report,
@@ -248,6 +259,7 @@ impl Tsdb {
                 return Err(e);
             }
         };
+        self.downsample_sealed()?;
         // The log is rewritten once it holds well more than the head (samples now in the
         // ring are skipped on replay), which bounds start-up by the head's size.
         if self.wal.size() > 4 * self.checkpointed + (1 << 20)
@@ -256,6 +268,26 @@ impl Tsdb {
             self.checkpoint()?;
         }
         Ok((n, dropped))
+    }
+
+    /// Computes the tiers of raw segments sealed since the last call.
+    fn downsample_sealed(&mut self) -> std::io::Result<()> {
+        for seq in self.ring.take_sealed() {
+            let series: Vec<(u64, Vec<(i64, f64)>)> = self
+                .ring
+                .segment_chunks(seq)
+                .into_iter()
+                .map(|(id, chunks)| {
+                    let mut samples = Vec::new();
+                    for c in chunks {
+                        super::compact::decode_into(&c, i64::MIN, i64::MAX, &mut samples);
+                    }
+                    (id, samples)
+                })
+                .collect();
+            self.tiers.add(&series)?;
+        }
+        Ok(())
     }
 
     /// Rewrites the log as what is only in memory: every series, and their samples in
@@ -290,9 +322,20 @@ impl Tsdb {
         let cut = now_ms - self.opts.retention_ms;
         let (flushed, dropped) = self.flush()?;
         m.flushed_chunks = flushed;
+        self.ring.seal_expired(cut)?;
+        self.downsample_sealed()?;
         m.dropped_segments = dropped + self.ring.drop_before(cut)?;
         let ring = &self.ring;
-        m.dropped_series = self.head.drop_before(cut, |id| ring.has(id));
+        // Tiers outlive the raw samples: minutes 4×, hours 24× the retention.
+        let r = self.opts.retention_ms;
+        m.dropped_segments += self.tiers.drop_before(
+            now_ms.saturating_sub(r.saturating_mul(4)),
+            now_ms.saturating_sub(r.saturating_mul(24)),
+        )?;
+        let tiers = &self.tiers;
+        m.dropped_series = self
+            .head
+            .drop_before(cut, |id| ring.has(id) || tiers.has(id));
         if m.dropped_series > 0
             || m.dropped_segments > 0
             || self.wal.size() > self.opts.checkpoint_bytes
@@ -308,15 +351,57 @@ impl Tsdb {
     }
 }
 
+impl Tsdb {
+    /// Fills the part of `[mint, first_raw)` the raw samples no longer cover from the
+    /// tiers: each bucket's last value, stamped at the bucket's end (minutes where kept,
+    /// hours before that).
+    fn fill_from_tiers(&self, id: u64, mint: i64, first_raw: i64, out: &mut Vec<(i64, f64)>) {
+        if first_raw <= mint {
+            return;
+        }
+        let minutes = self.tiers.read(
+            id,
+            tier::MINUTE,
+            mint.saturating_sub(tier::MINUTE - 1),
+            first_raw - 1,
+        );
+        let hours_end = minutes.first().map_or(first_raw, |r| r.t) - 1;
+        let hours = self.tiers.read(
+            id,
+            tier::HOUR,
+            mint.saturating_sub(tier::HOUR - 1),
+            hours_end,
+        );
+        for (rows, width) in [(hours, tier::HOUR), (minutes, tier::MINUTE)] {
+            for r in rows {
+                let t = r.t.saturating_add(width - 1);
+                if t >= mint && t < first_raw && out.last().is_none_or(|l| l.0 < t) {
+                    out.push((t, r.last));
+                }
+            }
+        }
+    }
+
+    /// Bytes of the downsampled tiers on disk.
+    pub fn tier_bytes(&self) -> u64 {
+        self.tiers.bytes()
+    }
+}
+
 impl super::Source for Tsdb {
-    /// Samples from the ring (older) then the head (newer): the two never overlap in time,
-    /// because chunks reach the ring only once closed.
+    /// Samples from the tiers (only before the oldest raw sample), the ring, then the head:
+    /// the three never overlap in time, because chunks reach the ring only once closed and
+    /// tiers fill only what raw samples no longer cover.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
         let mut out = Vec::new();
         for id in self.head.select_ids(matchers) {
+            let mut raw = Vec::new();
+            self.ring.read(id, mint, maxt, &mut raw);
+            self.head.samples_into(id, mint, maxt, &mut raw);
+            let first_raw = raw.first().map_or(maxt.saturating_add(1), |s| s.0);
             let mut samples = Vec::new();
-            self.ring.read(id, mint, maxt, &mut samples);
-            self.head.samples_into(id, mint, maxt, &mut samples);
+            self.fill_from_tiers(id, mint, first_raw, &mut samples);
+            samples.extend(raw);
             if !samples.is_empty()
                 && let Some(l) = self.head.labels_of(id)
             {
@@ -505,12 +590,12 @@ mod tests {
         let busy = count(&db, "busy");
         assert_eq!(busy.last().unwrap().0, 2_000_000 + 19_999 * 1000);
         assert!(busy.len() < 20_000);
-        assert!(count(&db, "quiet").is_empty(), "its segment was recycled");
-        assert_eq!(
-            db.head().label_values("__name__"),
-            vec!["busy"],
-            "and its series left"
-        );
+        // Its raw segment was recycled, and its minute tier (to the tier's own budget); the
+        // hour tier still has its one hour.
+        let mut raw = Vec::new();
+        db.ring().read(1, i64::MIN, i64::MAX, &mut raw);
+        assert!(raw.is_empty(), "raw samples recycled");
+        assert_eq!(count(&db, "quiet"), vec![(3_599_999, 1.0)]);
     }
 
     #[test]
@@ -542,6 +627,46 @@ mod tests {
     }
 
     #[test]
+    fn tiers_serve_ranges_the_raw_segments_no_longer_hold() {
+        let d = tempfile::tempdir().unwrap();
+        let hour = 3_600_000;
+        let opts = TsdbOptions {
+            segment_bytes: 4096,
+            retention_ms: hour,
+            idle_ms: 60_000,
+            ..Default::default()
+        };
+        {
+            let (mut db, _) = Tsdb::open(d.path(), opts.clone()).unwrap();
+            // Three hours at 15 s of a counter rising 1 per sample.
+            for b in 0..3 {
+                let batch: Vec<Ingest> = (b * 240..(b + 1) * 240)
+                    .map(|i| Ingest {
+                        labels: l("tiered", "a"),
+                        t: i * 15_000,
+                        v: i as f64,
+                    })
+                    .collect();
+                db.ingest(&batch).unwrap();
+                db.maintain((b + 1) * hour).unwrap();
+            }
+            // An hour later every raw sample is past retention: raw segments go, tiers stay.
+            let m = db.maintain(4 * hour + 1).unwrap();
+            assert!(m.dropped_segments > 0);
+            assert_eq!(db.ring().bytes(), 8, "only an empty active segment is left");
+            assert!(db.tier_bytes() > 0);
+        }
+        let (db, _) = Tsdb::open(d.path(), opts).unwrap();
+        let got = count(&db, "tiered");
+        // One sample per minute: the last value of each minute, stamped at its end.
+        assert_eq!(got.len(), 180, "{:?}", &got[..3]);
+        assert_eq!(got[0], (59_999, 3.0));
+        assert_eq!(got[179], (3 * hour - 1, 719.0));
+        let part = Source::select(&db, &[Matcher::eq("__name__", "tiered")], hour, 2 * hour);
+        assert_eq!(part[0].1.len(), 60);
+    }
+
+    #[test]
     fn retention_applies_and_survives_restart() {
         let d = tempfile::tempdir().unwrap();
         let opts = TsdbOptions {
@@ -559,13 +684,24 @@ mod tests {
                 }])
                 .unwrap();
             }
+            // Past the raw retention the series lives on in the tiers…
             db.ingest(&[Ingest {
                 labels: l("new", "a"),
                 t: 5_000_000,
                 v: 1.0,
             }])
             .unwrap();
-            assert_eq!(db.maintain(5_000_000).unwrap().dropped_series, 1);
+            assert_eq!(db.maintain(5_000_000).unwrap().dropped_series, 0);
+            // (the minute tier keeps 4× the retention: gone too; the hour tier keeps 24×)
+            assert_eq!(count(&db, "old"), vec![(3_599_999, 1.0)]);
+            // …and leaves when the hour tier's retention (24×) is past too.
+            db.ingest(&[Ingest {
+                labels: l("new", "a"),
+                t: 30_000_000,
+                v: 1.0,
+            }])
+            .unwrap();
+            assert_eq!(db.maintain(30_000_000).unwrap().dropped_series, 1);
         }
         let (db, rep) = Tsdb::open(d.path(), opts).unwrap();
         assert_eq!(rep.series, 1, "the dropped series is not replayed");

@@ -13,6 +13,7 @@ pub mod exposition;
 pub mod head;
 pub mod promql;
 pub mod segment;
+pub mod tier;
 pub mod wal;
 
 /// Where a query reads samples from: the head today, the head plus on-disk segments and

@@ -32,6 +32,15 @@ const ENTRY: usize = 32;
 /// A damaged length must not make the reader allocate gigabytes.
 const MAX_RECORD: u32 = 16 * 1024 * 1024;
 
+/// The time range of a chunk's bytes (None: not a chunk of this ring's kind).
+pub type Bounds = fn(&[u8]) -> Option<(i64, i64)>;
+
+/// Bounds of a `compact` chunk (the raw ring's kind).
+pub fn compact_bounds(b: &[u8]) -> Option<(i64, i64)> {
+    let s = super::compact::decode(b);
+    Some((s.first()?.0, s.last()?.0))
+}
+
 /// Where one chunk lives in its segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DiskChunk {
@@ -82,6 +91,8 @@ pub struct Ring {
     segment_bytes: u64,
     max_bytes: u64,
     next_seq: u64,
+    /// Segments sealed since the last `take_sealed` (downsampling reads them).
+    sealed: Vec<u64>,
 }
 
 fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
@@ -115,7 +126,7 @@ fn idx_path(dir: &Path, seq: u64) -> PathBuf {
 
 /// Decodes the records of a segment file's bytes; returns the chunks and the length of the
 /// good prefix (a torn or corrupt tail ends the scan).
-fn scan(bytes: &[u8]) -> (Vec<(u64, DiskChunk)>, usize) {
+fn scan(bytes: &[u8], bounds: Bounds) -> (Vec<(u64, DiskChunk)>, usize) {
     let mut out = Vec::new();
     if bytes.len() < 8 || &bytes[..8] != SEG_MAGIC {
         return (out, 0);
@@ -143,15 +154,14 @@ fn scan(bytes: &[u8]) -> (Vec<(u64, DiskChunk)>, usize) {
         let Some(series) = get_uvarint(p, &mut j) else {
             break;
         };
-        let samples = super::compact::decode(&p[j..]);
-        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        let Some((min_t, max_t)) = bounds(&p[j..]) else {
             break;
         };
         out.push((
             series,
             DiskChunk {
-                min_t: first.0,
-                max_t: last.0,
+                min_t,
+                max_t,
                 offset: (start + j) as u32,
                 len: (p.len() - j) as u32,
             },
@@ -233,6 +243,16 @@ impl Ring {
         segment_bytes: u64,
         max_bytes: u64,
     ) -> std::io::Result<(Ring, RingReport)> {
+        Self::open_with(dir, segment_bytes, max_bytes, compact_bounds)
+    }
+
+    /// Opens a ring whose chunks are of the kind `bounds` understands.
+    pub fn open_with(
+        dir: &Path,
+        segment_bytes: u64,
+        max_bytes: u64,
+        bounds: Bounds,
+    ) -> std::io::Result<(Ring, RingReport)> {
         std::fs::create_dir_all(dir)?;
         let mut seqs: Vec<u64> = std::fs::read_dir(dir)?
             .flatten()
@@ -250,6 +270,7 @@ impl Ring {
             segment_bytes: segment_bytes.clamp(4096, u32::MAX as u64 / 2),
             max_bytes: max_bytes.max(segment_bytes),
             next_seq: seqs.last().map_or(1, |s| s + 1),
+            sealed: Vec::new(),
         };
         let mut report = RingReport::default();
         let last = seqs.last().copied();
@@ -269,7 +290,7 @@ impl Ring {
                 Some(c) => c,
                 None => {
                     let bytes = std::fs::read(&path)?;
-                    let (chunks, good) = scan(&bytes);
+                    let (chunks, good) = scan(&bytes, bounds);
                     if active && good < bytes.len() {
                         report.truncated += (bytes.len() - good) as u64;
                         if good == 0 {
@@ -424,6 +445,7 @@ impl Ring {
                 .collect();
             let n = chunks.len() as u64;
             seg.index = Some((write_index(&self.dir, seg.seq, chunks)?, n));
+            self.sealed.push(seg.seq);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -497,6 +519,19 @@ impl Ring {
         Ok(())
     }
 
+    /// Seals the active segment if every sample in it is older than `t` (so its data can be
+    /// downsampled before `drop_before` deletes it).
+    pub fn seal_expired(&mut self, t: i64) -> std::io::Result<()> {
+        if self
+            .segments
+            .back()
+            .is_some_and(|s| !s.is_empty() && s.max_t < t)
+        {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
     /// Deletes segments whose every sample is older than `t` (an active one is sealed
     /// first, a new one takes its place). Returns how many.
     pub fn drop_before(&mut self, t: i64) -> std::io::Result<usize> {
@@ -553,12 +588,19 @@ impl Ring {
         out
     }
 
-    /// Samples of `series` in `[mint, maxt]` from disk, in time order.
+    /// Samples of `series` in `[mint, maxt]` from disk, in time order (compact chunks).
     pub fn read(&self, series: u64, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
-        if !self.present.contains_key(&series) {
-            return;
+        for bytes in self.read_raw(series, mint, maxt) {
+            super::compact::decode_into(&bytes, mint, maxt, out);
         }
-        let mut buf = Vec::new();
+    }
+
+    /// The bytes of the chunks of `series` overlapping `[mint, maxt]`, in time order.
+    pub fn read_raw(&self, series: u64, mint: i64, maxt: i64) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        if !self.present.contains_key(&series) {
+            return out;
+        }
         for seg in self
             .segments
             .iter()
@@ -570,14 +612,51 @@ impl Ring {
                 _ => Vec::new(),
             };
             for c in chunks.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt) {
-                buf.resize(c.len as usize, 0);
+                let mut buf = vec![0u8; c.len as usize];
                 if seg.file.read_exact_at(&mut buf, c.offset as u64).is_err() {
                     tracing::error!(segment = seg.seq, "A metrics segment could not be read.");
                     continue;
                 }
-                super::compact::decode_into(&buf, mint, maxt, out);
+                out.push(buf);
             }
         }
+        out
+    }
+
+    /// Segments sealed since the last call (oldest first).
+    pub fn take_sealed(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.sealed)
+    }
+
+    /// Every chunk of segment `seq` by series (series order), as bytes; empty when the
+    /// segment is gone.
+    pub fn segment_chunks(&self, seq: u64) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let Some(seg) = self.segments.iter().find(|s| s.seq == seq) else {
+            return Vec::new();
+        };
+        let mut chunks = Self::all_chunks(seg);
+        chunks.sort_by_key(|(s, c)| (*s, c.min_t));
+        let mut out: Vec<(u64, Vec<Vec<u8>>)> = Vec::new();
+        for (s, c) in chunks {
+            let mut buf = vec![0u8; c.len as usize];
+            if seg.file.read_exact_at(&mut buf, c.offset as u64).is_err() {
+                continue;
+            }
+            match out.last_mut() {
+                Some((last, v)) if *last == s => v.push(buf),
+                _ => out.push((s, vec![buf])),
+            }
+        }
+        out
+    }
+
+    /// The oldest sample time on disk (None when empty).
+    pub fn min_time(&self) -> Option<i64> {
+        self.segments
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.min_t)
+            .min()
     }
 
     /// The newest sample time on disk of each series.
