@@ -405,7 +405,7 @@ impl super::Source for Tsdb {
             if !samples.is_empty()
                 && let Some(l) = self.head.labels_of(id)
             {
-                out.push((l.clone(), samples));
+                out.push((l, samples));
             }
         }
         out

@@ -64,11 +64,85 @@ impl Matcher {
     }
 }
 
-fn hash_labels(labels: &Labels) -> u64 {
+/// A label set packed into one allocation (`len ‖ name ‖ len ‖ value` per label, LEB128
+/// lengths): a few dozen bytes per series instead of a vector of string pairs, since label
+/// sets are most of the head's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Packed(Box<[u8]>);
+
+fn put_len(out: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+impl Packed {
+    fn new(labels: &Labels) -> Packed {
+        let mut b = Vec::with_capacity(labels.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
+        for (n, v) in labels {
+            put_len(&mut b, n.len());
+            b.extend_from_slice(n.as_bytes());
+            put_len(&mut b, v.len());
+            b.extend_from_slice(v.as_bytes());
+        }
+        Packed(b.into_boxed_slice())
+    }
+
+    fn pairs(&self) -> PackedIter<'_> {
+        PackedIter { b: &self.0, pos: 0 }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.pairs().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    fn unpack(&self) -> Labels {
+        self.pairs()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+struct PackedIter<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> PackedIter<'a> {
+    fn next_str(&mut self) -> Option<&'a str> {
+        let mut len = 0usize;
+        let mut shift = 0;
+        loop {
+            let byte = *self.b.get(self.pos)?;
+            self.pos += 1;
+            len |= ((byte & 0x7f) as usize) << shift;
+            if byte < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        let s = self.b.get(self.pos..self.pos + len)?;
+        self.pos += len;
+        // Packed only from valid strings.
+        std::str::from_utf8(s).ok()
+    }
+}
+
+impl<'a> Iterator for PackedIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some((self.next_str()?, self.next_str()?))
+    }
+}
+
+fn hash_labels(labels: &Packed) -> u64 {
     use std::hash::BuildHasher;
     // A fixed-key hasher: ids only need to be stable within one process.
     std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .hash_one(labels)
+        .hash_one(&labels.0)
 }
 
 /// Why a series or sample was refused.
@@ -91,7 +165,7 @@ struct Closed {
 }
 
 struct Series {
-    labels: Labels,
+    labels: Packed,
     /// Closed chunks not yet written to a segment.
     closed: Vec<Closed>,
     open: ChunkWriter,
@@ -148,11 +222,12 @@ impl Head {
 
     /// The id of an existing series with exactly these (sorted) labels.
     fn find(&self, labels: &Labels) -> Option<u64> {
+        let packed = Packed::new(labels);
         self.by_hash
-            .get(&hash_labels(labels))?
+            .get(&hash_labels(&packed))?
             .iter()
             .copied()
-            .find(|id| self.series.get(id).is_some_and(|s| s.labels == *labels))
+            .find(|id| self.series.get(id).is_some_and(|s| s.labels == packed))
     }
 
     /// Adds a new series under `id` to the maps and the index.
@@ -165,6 +240,7 @@ impl Head {
                 .or_default()
                 .insert(id);
         }
+        let labels = Packed::new(&labels);
         self.by_hash
             .entry(hash_labels(&labels))
             .or_default()
@@ -204,7 +280,7 @@ impl Head {
                     .flat_map(|c| super::compact::decode(&c.bytes))
                     .collect();
                 samples.extend(ChunkIter::new(&s.open.bytes()));
-                (id, s.labels.clone(), samples)
+                (id, s.labels.unpack(), samples)
             })
             .collect()
     }
@@ -341,8 +417,8 @@ impl Head {
     }
 
     /// The labels of a series.
-    pub fn labels_of(&self, id: u64) -> Option<&Labels> {
-        self.series.get(&id).map(|s| &s.labels)
+    pub fn labels_of(&self, id: u64) -> Option<Labels> {
+        self.series.get(&id).map(|s| s.labels.unpack())
     }
 
     /// Ids of the series matching every matcher (PromQL semantics: a matcher that matches
@@ -379,12 +455,7 @@ impl Head {
             .filter(|id| {
                 let s = &self.series[id];
                 matchers.iter().all(|m| {
-                    let value = s
-                        .labels
-                        .iter()
-                        .find(|(n, _)| *n == m.name)
-                        .map(|(_, v)| v.as_str())
-                        .unwrap_or("");
+                    let value = s.labels.get(&m.name).unwrap_or("");
                     m.matches(value)
                 })
             })
@@ -403,7 +474,7 @@ impl Head {
             .map(|id| {
                 let mut samples = Vec::new();
                 self.samples_into(id, mint, maxt, &mut samples);
-                (self.series[&id].labels.clone(), samples)
+                (self.series[&id].labels.unpack(), samples)
             })
             .filter(|(_, v)| !v.is_empty())
             .collect()
@@ -445,7 +516,7 @@ impl Head {
                         self.by_hash.remove(&h);
                     }
                 }
-                for (n, v) in &s.labels {
+                for (n, v) in s.labels.pairs() {
                     if let Some(vals) = self.postings.get_mut(n) {
                         if let Some(set) = vals.get_mut(v) {
                             set.remove(id);
@@ -471,11 +542,8 @@ impl Head {
         self.series
             .values()
             .map(|s| {
-                let labels: usize = s
-                    .labels
-                    .iter()
-                    .map(|(n, v)| n.capacity() + v.capacity() + 48 + 24)
-                    .sum();
+                // The packed bytes and, per label, a postings set entry.
+                let labels = s.labels.0.len() + s.labels.pairs().count() * 24;
                 let chunks: usize = s.closed.iter().map(|c| c.bytes.capacity() + 24).sum();
                 per_series_fixed + labels + chunks + s.open.size()
             })
