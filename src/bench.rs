@@ -425,6 +425,13 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
         let head_bytes = db.head().approx_bytes();
         let wal_bytes = db.wal_bytes();
 
+        // Start-up: reopening replays the log (about the head) and reads segment indexes.
+        let t_open = Instant::now();
+        let (db, report) = {
+            drop(db);
+            Tsdb::open(dir.path(), TsdbOptions::default())?
+        };
+        let open_secs = t_open.elapsed().as_secs_f64();
         println!("\n  profile {}", profile.name());
         println!(
             "    head append (codec + index, one core):   {:.2} M samples/s",
@@ -442,6 +449,11 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
         println!(
             "    in memory: {in_memory} bytes of open chunks, log {:.1} KiB after checkpoint",
             wal_bytes as f64 / 1024.0
+        );
+        println!(
+            "    reopen (log replay of {} samples + segment indexes): {:.0} ms",
+            report.samples,
+            open_secs * 1000.0
         );
         println!(
             "    head memory per active series (estimate: labels, index, open chunk): {:.0} bytes",
