@@ -279,6 +279,34 @@ pub fn collect() -> Vec<Metric> {
         chrono::Utc::now().timestamp_millis() as f64 / 1000.0,
     ));
     out.push(m("omp_agent_host_uptime_seconds", vec![], uptime as f64));
+    out.extend(process_states(
+        super::requests::proc_stats()
+            .iter()
+            .map(|s| (s.state.as_str(), s.threads)),
+    ));
+    out
+}
+
+/// `node_processes_state{state}` (processes by one-letter state, as node_exporter's
+/// processes collector names them: zombies are `Z`), `node_processes_threads`, and
+/// `node_processes_pids` from (state, threads) per process.
+pub fn process_states<'a>(procs: impl Iterator<Item = (&'a str, u32)>) -> Vec<Metric> {
+    let mut states: std::collections::BTreeMap<String, f64> = ["D", "R", "S", "T", "Z"]
+        .iter()
+        .map(|s| (s.to_string(), 0.0))
+        .collect();
+    let (mut pids, mut threads) = (0.0, 0.0);
+    for (state, t) in procs {
+        *states.entry(state.to_string()).or_default() += 1.0;
+        pids += 1.0;
+        threads += t as f64;
+    }
+    let mut out: Vec<Metric> = states
+        .into_iter()
+        .map(|(st, n)| m("node_processes_state", vec![("state", st)], n))
+        .collect();
+    out.push(m("node_processes_pids", vec![], pids));
+    out.push(m("node_processes_threads", vec![], threads));
     out
 }
 
@@ -351,6 +379,25 @@ mod tests {
         ] {
             assert_eq!(skipped_device(dev), skip, "{dev}");
         }
+    }
+
+    #[test]
+    fn process_state_counts() {
+        let got = process_states([("S", 1), ("S", 4), ("Z", 1), ("I", 1)].into_iter());
+        let v = |st: &str| {
+            got.iter()
+                .find(|x| x.name == "node_processes_state" && x.labels[0].1 == st)
+                .map(|x| x.value)
+        };
+        assert_eq!(v("S"), Some(2.0));
+        assert_eq!(v("Z"), Some(1.0));
+        assert_eq!(v("R"), Some(0.0), "absent states are reported as 0");
+        assert_eq!(v("I"), Some(1.0));
+        assert_eq!(
+            find(&got, "node_processes_threads", &[]).unwrap().value,
+            7.0
+        );
+        assert_eq!(find(&got, "node_processes_pids", &[]).unwrap().value, 4.0);
     }
 
     #[test]

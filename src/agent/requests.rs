@@ -110,6 +110,12 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
         .collect()
 }
 
+/// Every process of this host as /proc/PID/stat tells (processes that end meanwhile are
+/// skipped).
+pub fn proc_stats() -> Vec<Stat> {
+    read_stats().into_values().collect()
+}
+
 fn read_stats() -> HashMap<u32, Stat> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return HashMap::new();
