@@ -7,6 +7,7 @@ mod browser;
 mod foundation;
 mod hosts;
 mod metrics;
+mod promql_compat;
 mod ssh;
 mod terminal;
 mod tidy;

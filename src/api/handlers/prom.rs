@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::api::AppState;
 use crate::tsdb::head::Labels;
-use crate::tsdb::promql::Value;
+use crate::tsdb::promql::{self, Value};
 
 /// Decodes `a=1&b=%20x+y` into pairs (repeated keys kept, as `match[]` needs).
 pub(crate) fn form_pairs(s: &str) -> Vec<(String, String)> {
@@ -146,8 +146,14 @@ pub(crate) fn fmt_value(v: f64) -> String {
     }
 }
 
+/// A timestamp in seconds as Prometheus writes it: an integer when whole, else the
+/// shortest decimal.
 fn ts(ms: i64) -> Json {
-    json!(ms as f64 / 1000.0)
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
 }
 
 fn result_json(v: Value, t: i64) -> Json {
@@ -198,7 +204,7 @@ pub(crate) async fn query(
     let m = st.metrics.clone();
     match blocking(move || m.query(&expr, t)).await {
         Some(Ok(v)) => ok(result_json(v, t)),
-        Some(Err(e)) if e.starts_with("parse error") => bad(e),
+        Some(Err(e)) if promql::is_bad_data(&e) => bad(e),
         Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
         None => err(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -233,11 +239,7 @@ pub(crate) async fn query_range(
     let m = st.metrics.clone();
     match blocking(move || m.query_range(&expr, start, end, step)).await {
         Some(Ok(v)) => ok(result_json(v, end)),
-        Some(Err(e))
-            if e.starts_with("parse error") || e.contains("resolution") || e.contains("step") =>
-        {
-            bad(e)
-        }
+        Some(Err(e)) if promql::is_bad_data(&e) => bad(e),
         Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
         None => err(
             StatusCode::INTERNAL_SERVER_ERROR,
