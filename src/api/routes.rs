@@ -549,6 +549,9 @@ pub(super) fn table() -> Vec<(RouteDef, MethodRouter<AppState>)> {
         r(Method::GET, "/prometheus/api/v1/label/{name}/values", "prom.label_values", Perm("metrics:read"), "Values of one label", get(prom::label_values)),
         r(Method::GET, "/prometheus/api/v1/metadata", "prom.metadata", Perm("metrics:read"), "Metric metadata", get(prom::metadata)),
         r(Method::GET, "/prometheus/api/v1/status/buildinfo", "prom.buildinfo", Perm("metrics:read"), "Build information", get(prom::buildinfo)),
+        r(Method::GET, "/prometheus/api/v1/status/runtimeinfo", "prom.runtimeinfo", Perm("metrics:read"), "Runtime information (Prometheus' fields)", get(prom::runtimeinfo)),
+        r(Method::GET, "/prometheus/api/v1/query_exemplars", "prom.query_exemplars", Perm("metrics:read"), "Exemplars (none are stored: always empty)", get(prom::query_exemplars)),
+        r(Method::POST, "/prometheus/api/v1/query_exemplars", "prom.query_exemplars.post", Perm("metrics:read"), "Exemplars, form-encoded body (always empty)", post(prom::query_exemplars)).read_only(),
         r(Method::POST, "/api/v1/metrics/import", "metrics.import", Perm("metrics:write"), "Backfill exposition text with timestamps (?format=openmetrics|prometheus; raw body)", post(metrics_import::import)),
         r(Method::GET, "/api/v1/scrape-targets", "scrape.list", Perm("metrics:read"), "Scrape targets (file and API) with their health and last error", get(scrape::list)),
         r(Method::POST, "/api/v1/scrape-targets", "scrape.create", Perm("metrics:write"), "Add a scrape target", post(scrape::create))

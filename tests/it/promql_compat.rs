@@ -549,6 +549,8 @@ fn promql_answers_equal_prometheus_on_the_same_data() {
         (3000, 3000, "60"),
         (3590, 4210, "0.5"),
         (3590, 4210, "0.5s"),
+        // More than 11,000 points per series: refused by both.
+        (0, 7200, "0.5"),
     ];
     let (mut checks, mut with_data, mut errors) = (0, 0, 0);
     let mut failures = Vec::new();
@@ -602,5 +604,190 @@ fn promql_answers_equal_prometheus_on_the_same_data() {
             .cloned()
             .collect::<Vec<_>>()
             .join("\n")
+    );
+}
+
+/// Runs promtool (the real client) against a server; stdout, or the failure.
+fn promtool(args: &[&str]) -> String {
+    let out = Command::new("promtool")
+        .args(args)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn promtool_as_a_client_prints_what_it_prints_for_prometheus() {
+    let t0 = (chrono::Utc::now().timestamp() - 3 * 3600) / 60 * 60;
+    let (text, samples) = openmetrics(t0);
+    let (prom, _pdir) = prometheus_with(&text);
+    let (omp, api, token) = omp_with(&text, samples);
+    // promtool 2.42 has no --http.config.file for queries: the token goes in the URL as
+    // Basic credentials (any user name), or as a header for range queries.
+    let with_auth = omp
+        .base
+        .replacen("http://", &format!("http://promtool:{token}@"), 1);
+    let omp_url = format!("{with_auth}/prometheus");
+    let (at, start, end) = (
+        (t0 + 3600).to_string(),
+        (t0 + 1800).to_string(),
+        (t0 + 2400).to_string(),
+    );
+    for q in [
+        "sum by (job) (rate(http_requests_total[5m]))",
+        "histogram_quantile(0.9, rate(request_duration_seconds_bucket[5m]))",
+        "escaped_info",
+        "scalar(sum(node_temp_celsius))",
+    ] {
+        let expected = promtool(&["query", "instant", "--time", &at, &prom.base, q]);
+        assert!(expected.contains(" @["), "{q}: {expected}");
+        let got = promtool(&["query", "instant", "--time", &at, &omp_url, q]);
+        assert_eq!(got, expected, "promtool query instant {q}");
+        let range = |url: &str, extra: &[&str]| {
+            let mut args = vec![
+                "query", "range", "--start", &start, "--end", &end, "--step", "1m",
+            ];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&[url, q]);
+            promtool(&args)
+        };
+        let expected = range(&prom.base, &[]);
+        assert_eq!(range(&omp_url, &[]), expected, "promtool query range {q}");
+        let bearer = format!("Authorization=Bearer {token}");
+        let plain = format!("{}/prometheus", omp.base);
+        assert_eq!(
+            range(&plain, &["--header", &bearer]),
+            expected,
+            "promtool query range {q} with a bearer header"
+        );
+    }
+
+    // What clients read at start, with Prometheus' fields.
+    let p = Client::new(&prom.base);
+    for path in [
+        "/api/v1/status/buildinfo",
+        "/api/v1/status/runtimeinfo",
+        "/api/v1/query_exemplars?query=up&start=1&end=2",
+    ] {
+        let (a, b) = (
+            p.get(path).body,
+            api.get(&format!("/prometheus{path}")).body,
+        );
+        assert_eq!(b["status"], "success", "{path}: {b}");
+        match (&a["data"], &b["data"]) {
+            (Value::Object(x), Value::Object(y)) => {
+                let (kx, ky): (Vec<_>, Vec<_>) = (x.keys().collect(), y.keys().collect());
+                assert_eq!(kx, ky, "{path}: the same fields");
+            }
+            (x, y) => assert_eq!(x, y, "{path}"),
+        }
+    }
+    let r = api.get("/prometheus/api/v1/status/buildinfo").body;
+    assert_eq!(r["data"]["version"], "2.42.0", "{r}");
+}
+
+#[test]
+fn bad_queries_are_refused_clearly() {
+    let s = TestServer::start_with(
+        &[
+            ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("OMP_TSDB__MAX_SAMPLES_PER_QUERY", "500"),
+        ],
+        None,
+    );
+    let admin = s.admin();
+    let now = chrono::Utc::now().timestamp();
+    let text: String = (0..600)
+        .map(|i| format!("busy_total {i} {}\n", now - 3000 + i * 5))
+        .collect::<String>()
+        + "# EOF\n";
+    let r = admin.send_raw(
+        "POST",
+        "/api/v1/metrics/import",
+        text.into_bytes(),
+        &[("content-type", "text/plain")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let a = admin.get(&format!(
+        "/prometheus/api/v1/query?query={}",
+        enc("sum(busy_total")
+    ));
+    assert_eq!(
+        (a.status, a.body["errorType"].as_str()),
+        (400, Some("bad_data")),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.body["error"].as_str().unwrap().contains("parse error"),
+        "{}",
+        a.text
+    );
+
+    // Over the per-query sample limit: a clear execution error naming the limit.
+    let a = admin.get(&format!(
+        "/prometheus/api/v1/query?query={}",
+        enc("count_over_time(busy_total[1h])")
+    ));
+    assert_eq!(
+        (a.status, a.body["errorType"].as_str()),
+        (422, Some("execution")),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.body["error"].as_str().unwrap().contains("more than 500"),
+        "{}",
+        a.text
+    );
+    // Under it, fine.
+    let a = admin.get(&format!(
+        "/prometheus/api/v1/query?query={}",
+        enc("count_over_time(busy_total[10m])")
+    ));
+    assert_eq!(a.body["status"], "success", "{}", a.text);
+    assert!(
+        a.body["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            >= 100.0,
+        "{}",
+        a.text
+    );
+
+    // Too many points per series, and a range vector as a range query's result.
+    let a = admin.get(&format!(
+        "/prometheus/api/v1/query_range?query=busy_total&start={}&end={now}&step=0.1",
+        now - 3600
+    ));
+    assert_eq!(
+        (a.status, a.body["errorType"].as_str()),
+        (400, Some("bad_data")),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.body["error"].as_str().unwrap().contains("11,000 points"),
+        "{}",
+        a.text
+    );
+    let a = admin.get(&format!(
+        "/prometheus/api/v1/query_range?query={}&start={}&end={now}&step=60",
+        enc("busy_total[5m]"),
+        now - 3600
+    ));
+    assert_eq!(
+        (a.status, a.body["errorType"].as_str()),
+        (400, Some("bad_data")),
+        "{}",
+        a.text
     );
 }

@@ -305,10 +305,52 @@ pub(crate) async fn metadata() -> Response {
     ok(json!({}))
 }
 
+/// `status/buildinfo`. `version` is the Prometheus release whose API and PromQL OMP answers
+/// like (clients such as Grafana switch features on it); OMP's own version is `revision`.
 pub(crate) async fn buildinfo() -> Response {
-    ok(
-        json!({"version": crate::VERSION, "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": "omp (rust)"}),
-    )
+    ok(json!({
+        "version": PROMETHEUS_API_VERSION,
+        "revision": format!("omp {}", crate::VERSION),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "none (OMP is written in Rust)",
+    }))
+}
+
+/// The Prometheus release OMP's query API and PromQL are checked against.
+pub(crate) const PROMETHEUS_API_VERSION: &str = "2.42.0";
+
+/// `status/runtimeinfo` with Prometheus' fields (Grafana and promtool read a few of them).
+pub(crate) async fn runtimeinfo(State(st): State<AppState>) -> Response {
+    let started = st
+        .started_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    ok(json!({
+        "startTime": started,
+        "CWD": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        "reloadConfigSuccess": true,
+        "lastConfigTime": started,
+        "corruptionCount": 0,
+        "goroutineCount": 0,
+        "GOMAXPROCS": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "GOGC": "",
+        "GODEBUG": "",
+        "storageRetention": format!("{}d", st.config.tsdb.retention_days),
+    }))
+}
+
+/// `query_exemplars`: OMP stores no exemplars, so the answer is always empty (after the
+/// query is checked, as Prometheus does).
+pub(crate) async fn query_exemplars(RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let p = params(&q, &body);
+    let Some(expr) = get(&p, "query") else {
+        return bad("missing query parameter \"query\"");
+    };
+    match promql::parse(expr) {
+        Ok(_) => ok(json!([])),
+        Err(e) => bad(e),
+    }
 }
 
 fn labels_text(l: &Labels) -> String {
