@@ -157,9 +157,14 @@ pub fn vector_matchers(vs: &parser::VectorSelector) -> Result<Vec<Matcher>, Stri
 /// 2.42 refuses them.
 const NOT_IN_2_42: &[&str] = &["sort_by_label", "sort_by_label_desc"];
 
-/// Parses a query, with the parser's message (it names the position) on error.
+/// Parses a query; on error the parser's message, prefixed like Prometheus' with the
+/// `line:column` where it can be told (the end of an incomplete query, the character a
+/// lexer error starts at).
 pub fn parse(q: &str) -> Result<Expr, String> {
-    let e = parser::parse(q).map_err(|e| format!("parse error: {e}"))?;
+    let e = parser::parse(q).map_err(|e| match error_position(q, &e) {
+        Some((line, col)) => format!("{line}:{col}: parse error: {e}"),
+        None => format!("parse error: {e}"),
+    })?;
     let mut unknown = None;
     walk(&e, &mut |n| {
         if let Expr::Call(c) = n
@@ -172,6 +177,35 @@ pub fn parse(q: &str) -> Result<Expr, String> {
         Some(f) => Err(format!("parse error: unknown function with name {f:?}")),
         None => Ok(e),
     }
+}
+
+/// Where a parse error is: the end of input for an incomplete query; for a lexer error, the
+/// shortest prefix giving the same error. 1-based line and column (in characters).
+fn error_position(q: &str, msg: &str) -> Option<(usize, usize)> {
+    let at = |byte: usize| {
+        let before = &q[..byte];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    };
+    if [
+        "end of input",
+        "unclosed",
+        "unterminated",
+        "no expression found",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
+    {
+        return Some(at(q.len()));
+    }
+    if q.len() > 4096 || parser::lexer(q).err().as_deref() != Some(msg) {
+        return None;
+    }
+    q.char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .find(|&end| parser::lexer(&q[..end]).err().as_deref() == Some(msg))
+        .map(|end| at(q[..end].char_indices().last().map_or(0, |(i, _)| i)))
 }
 
 /// Calls `f` on every node of `e`.
@@ -199,6 +233,13 @@ fn walk(e: &Expr, f: &mut dyn FnMut(&Expr)) {
 /// Whether an error message from `parse`, `Engine` or `eval_range` is the client's bad
 /// input (HTTP 400 `bad_data` in Prometheus' API) rather than a failed execution (422).
 pub fn is_bad_data(msg: &str) -> bool {
+    // Parse errors may start with their position, `1:5: parse error: …`.
+    let msg = match msg.split_once(": parse error") {
+        Some((pos, _)) if pos.chars().all(|c| c.is_ascii_digit() || c == ':') => {
+            &msg[pos.len() + 2..]
+        }
+        _ => msg,
+    };
     BAD_DATA_PREFIXES.iter().any(|p| msg.starts_with(p))
 }
 

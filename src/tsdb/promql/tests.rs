@@ -276,7 +276,17 @@ fn more_functions() {
 
 #[test]
 fn errors_name_the_problem() {
-    assert!(parse("sum(").unwrap_err().contains("parse error"));
+    // Positions as Prometheus gives them: the end of an incomplete query, a bad character.
+    assert_eq!(
+        parse("sum(").unwrap_err(),
+        "1:5: parse error: unclosed left parenthesis"
+    );
+    let e = parse("up{a=\"b\"} $ 1").unwrap_err();
+    assert!(e.starts_with("1:11: parse error: "), "{e}");
+    assert!(is_bad_data(&e) && is_bad_data("parse error: invalid promql query"));
+    assert!(!is_bad_data(
+        "vector cannot contain metrics with the same labelset"
+    ));
     assert!(
         eval("holt_winters(temp[5m], 0, 0.5)", 600)
             .unwrap_err()
