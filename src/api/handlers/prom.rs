@@ -156,22 +156,89 @@ fn ts(ms: i64) -> Json {
     }
 }
 
-fn result_json(v: Value, t: i64) -> Json {
-    match v {
-        Value::Scalar(x) => json!({"resultType": "scalar", "result": [ts(t), fmt_value(x)]}),
-        Value::String(s) => json!({"resultType": "string", "result": [ts(t), s]}),
-        Value::Vector(v) => json!({
-            "resultType": "vector",
-            "result": v.iter().map(|e| json!({"metric": metric(&e.labels), "value": [ts(t), fmt_value(e.v)]})).collect::<Vec<_>>(),
-        }),
-        Value::Matrix(m) => json!({
-            "resultType": "matrix",
-            "result": m.iter().map(|r| json!({
-                "metric": metric(&r.labels),
-                "values": r.points.iter().map(|(t, v)| json!([ts(*t), fmt_value(*v)])).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }),
+/// A query's answer as Prometheus' JSON, written straight into one buffer: a range answer
+/// has a point per series and step, and building a `serde_json::Value` tree for millions of
+/// points costs more than evaluating the query.
+fn result_body(v: &Value, t: i64) -> Response {
+    use std::fmt::Write;
+    fn string(out: &mut String, s: &str) {
+        // serde_json escapes exactly as JSON requires.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
     }
+    fn labels(out: &mut String, l: &Labels) {
+        out.push('{');
+        for (i, (k, v)) in l.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(out, k);
+            out.push(':');
+            string(out, v);
+        }
+        out.push('}');
+    }
+    fn point(out: &mut String, ms: i64, v: f64) {
+        out.push('[');
+        if ms % 1000 == 0 {
+            let _ = write!(out, "{}", ms / 1000);
+        } else {
+            let _ = write!(out, "{}", ms as f64 / 1000.0);
+        }
+        let _ = write!(out, ",\"{}\"]", fmt_value(v));
+    }
+    let mut out = String::from(r#"{"status":"success","data":{"resultType":"#);
+    match v {
+        Value::Scalar(x) => {
+            out.push_str(r#""scalar","result":"#);
+            point(&mut out, t, *x);
+        }
+        Value::String(s) => {
+            out.push_str(r#""string","result":["#);
+            let _ = write!(out, "{},", ts(t));
+            string(&mut out, s);
+            out.push(']');
+        }
+        Value::Vector(v) => {
+            out.push_str(r#""vector","result":["#);
+            for (i, e) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                labels(&mut out, &e.labels);
+                out.push_str(r#","value":"#);
+                point(&mut out, t, e.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(m) => {
+            out.reserve(m.iter().map(|r| r.points.len() * 24 + 64).sum());
+            out.push_str(r#""matrix","result":["#);
+            for (i, r) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                labels(&mut out, &r.labels);
+                out.push_str(r#","values":["#);
+                for (j, (pt, pv)) in r.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    point(&mut out, *pt, *pv);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push_str("}}");
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response()
 }
 
 /// Query parameters from the query string and, for POST, the form body.
@@ -203,7 +270,7 @@ pub(crate) async fn query(
     };
     let m = st.metrics.clone();
     match blocking(move || m.query(&expr, t)).await {
-        Some(Ok(v)) => ok(result_json(v, t)),
+        Some(Ok(v)) => result_body(&v, t),
         Some(Err(e)) if promql::is_bad_data(&e) => bad(e),
         Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
         None => err(
@@ -238,7 +305,7 @@ pub(crate) async fn query_range(
     };
     let m = st.metrics.clone();
     match blocking(move || m.query_range(&expr, start, end, step)).await {
-        Some(Ok(v)) => ok(result_json(v, end)),
+        Some(Ok(v)) => result_body(&v, end),
         Some(Err(e)) if promql::is_bad_data(&e) => bad(e),
         Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
         None => err(

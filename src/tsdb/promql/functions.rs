@@ -78,16 +78,8 @@ impl Evaluator<'_> {
                 let (s, c) = w.iter().fold((0.0, 0.0), |(s, c), x| kahan_inc(x.1, s, c));
                 Ok(Some(if s.is_infinite() { s } else { s + c }))
             }),
-            "min_over_time" => self.range_fn(arg(0)?, g, false, &mut |_, w, _, _| {
-                Ok(Some(w.iter().fold(w[0].1, |m, x| {
-                    if x.1 < m || m.is_nan() { x.1 } else { m }
-                })))
-            }),
-            "max_over_time" => self.range_fn(arg(0)?, g, false, &mut |_, w, _, _| {
-                Ok(Some(w.iter().fold(w[0].1, |m, x| {
-                    if x.1 > m || m.is_nan() { x.1 } else { m }
-                })))
-            }),
+            "min_over_time" => self.extreme_over_time(arg(0)?, g, false),
+            "max_over_time" => self.extreme_over_time(arg(0)?, g, true),
             "count_over_time" => self.range_fn(arg(0)?, g, false, &mut |_, w, _, _| {
                 Ok(Some(w.len() as f64))
             }),
@@ -400,6 +392,52 @@ impl Evaluator<'_> {
                     } else {
                         drop_name(labels)
                     },
+                    pts: vals,
+                });
+            }
+        }
+        check_unique(&out, false)?;
+        self.count(out.iter().map(|s| s.pts.len()).sum())?;
+        Ok(Val::Vector(out))
+    }
+
+    /// `max_over_time`/`min_over_time` with a monotonic queue per series: linear in the
+    /// samples however long the window. NaN loses to any number (a window of NaNs gives
+    /// NaN) and the earliest of equal values wins, as in Prometheus' scan.
+    fn extreme_over_time(&self, e: &Expr, g: Grid, max: bool) -> Result<Val, String> {
+        let w = self.windows(e, g)?;
+        let better = |a: f64, b: f64| if max { a > b } else { a < b };
+        let mut out = Vec::with_capacity(w.series.len());
+        let mut queue: std::collections::VecDeque<usize> = Default::default();
+        for (labels, pts) in &w.series {
+            queue.clear();
+            let (mut lo, mut hi) = (0, 0);
+            let mut vals = Vec::new();
+            for (i, &end) in w.ends.iter().enumerate() {
+                while hi < pts.len() && pts[hi].0 <= end {
+                    let v = pts[hi].1;
+                    if !v.is_nan() {
+                        while queue.back().is_some_and(|&b| better(v, pts[b].1)) {
+                            queue.pop_back();
+                        }
+                        queue.push_back(hi);
+                    }
+                    hi += 1;
+                }
+                while lo < hi && pts[lo].0 < end - w.range {
+                    if queue.front() == Some(&lo) {
+                        queue.pop_front();
+                    }
+                    lo += 1;
+                }
+                if lo < hi {
+                    let v = queue.front().map_or(f64::NAN, |&j| pts[j].1);
+                    vals.push((i as u32, v));
+                }
+            }
+            if !vals.is_empty() {
+                out.push(Series {
+                    labels: drop_name(labels),
                     pts: vals,
                 });
             }
