@@ -87,9 +87,8 @@ pub(super) enum Val {
 }
 
 impl Val {
-    /// The result of an instant query at `t`.
-    pub(super) fn into_instant(self, t: i64) -> Value {
-        let _ = t;
+    /// The result of an instant query.
+    pub(super) fn into_instant(self) -> Value {
         match self {
             Val::Scalar(v) => Value::Scalar(v.first().copied().unwrap_or(f64::NAN)),
             Val::String(s) => Value::String(s),

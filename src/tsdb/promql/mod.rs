@@ -274,7 +274,7 @@ impl<'a> Engine<'a> {
     pub fn instant(&self, e: &Expr, t: i64) -> Result<Value, QueryError> {
         let ev = eval::Evaluator::new(self.src, self.limits, t, t);
         ev.run(e, eval::Grid::new(t, 1, 1))
-            .map(|v| v.into_instant(t))
+            .map(|v| v.into_instant())
             .map_err(QueryError::Execution)
     }
 
