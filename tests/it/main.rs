@@ -8,6 +8,7 @@ mod foundation;
 mod hosts;
 mod lifecycle;
 mod metrics;
+mod promql_compat;
 mod ssh;
 mod terminal;
 mod tidy;

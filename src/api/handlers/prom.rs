@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::api::AppState;
 use crate::tsdb::head::Labels;
-use crate::tsdb::promql::Value;
+use crate::tsdb::promql::{self, Value};
 
 /// Decodes `a=1&b=%20x+y` into pairs (repeated keys kept, as `match[]` needs).
 pub(crate) fn form_pairs(s: &str) -> Vec<(String, String)> {
@@ -146,26 +146,99 @@ pub(crate) fn fmt_value(v: f64) -> String {
     }
 }
 
+/// A timestamp in seconds as Prometheus writes it: an integer when whole, else the
+/// shortest decimal.
 fn ts(ms: i64) -> Json {
-    json!(ms as f64 / 1000.0)
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
 }
 
-fn result_json(v: Value, t: i64) -> Json {
-    match v {
-        Value::Scalar(x) => json!({"resultType": "scalar", "result": [ts(t), fmt_value(x)]}),
-        Value::String(s) => json!({"resultType": "string", "result": [ts(t), s]}),
-        Value::Vector(v) => json!({
-            "resultType": "vector",
-            "result": v.iter().map(|e| json!({"metric": metric(&e.labels), "value": [ts(t), fmt_value(e.v)]})).collect::<Vec<_>>(),
-        }),
-        Value::Matrix(m) => json!({
-            "resultType": "matrix",
-            "result": m.iter().map(|r| json!({
-                "metric": metric(&r.labels),
-                "values": r.points.iter().map(|(t, v)| json!([ts(*t), fmt_value(*v)])).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }),
+/// A query's answer as Prometheus' JSON, written straight into one buffer: a range answer
+/// has a point per series and step, and building a `serde_json::Value` tree for millions of
+/// points costs more than evaluating the query.
+fn result_body(v: &Value, t: i64) -> Response {
+    use std::fmt::Write;
+    fn string(out: &mut String, s: &str) {
+        // serde_json escapes exactly as JSON requires.
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
     }
+    fn labels(out: &mut String, l: &Labels) {
+        out.push('{');
+        for (i, (k, v)) in l.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(out, k);
+            out.push(':');
+            string(out, v);
+        }
+        out.push('}');
+    }
+    fn point(out: &mut String, ms: i64, v: f64) {
+        out.push('[');
+        if ms % 1000 == 0 {
+            let _ = write!(out, "{}", ms / 1000);
+        } else {
+            let _ = write!(out, "{}", ms as f64 / 1000.0);
+        }
+        let _ = write!(out, ",\"{}\"]", fmt_value(v));
+    }
+    let mut out = String::from(r#"{"status":"success","data":{"resultType":"#);
+    match v {
+        Value::Scalar(x) => {
+            out.push_str(r#""scalar","result":"#);
+            point(&mut out, t, *x);
+        }
+        Value::String(s) => {
+            out.push_str(r#""string","result":["#);
+            let _ = write!(out, "{},", ts(t));
+            string(&mut out, s);
+            out.push(']');
+        }
+        Value::Vector(v) => {
+            out.push_str(r#""vector","result":["#);
+            for (i, e) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                labels(&mut out, &e.labels);
+                out.push_str(r#","value":"#);
+                point(&mut out, t, e.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(m) => {
+            out.reserve(m.iter().map(|r| r.points.len() * 24 + 64).sum());
+            out.push_str(r#""matrix","result":["#);
+            for (i, r) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                labels(&mut out, &r.labels);
+                out.push_str(r#","values":["#);
+                for (j, (pt, pv)) in r.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    point(&mut out, *pt, *pv);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push_str("}}");
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response()
 }
 
 /// Query parameters from the query string and, for POST, the form body.
@@ -197,8 +270,8 @@ pub(crate) async fn query(
     };
     let m = st.metrics.clone();
     match blocking(move || m.query(&expr, t)).await {
-        Some(Ok(v)) => ok(result_json(v, t)),
-        Some(Err(e)) if e.starts_with("parse error") => bad(e),
+        Some(Ok(v)) => result_body(&v, t),
+        Some(Err(e)) if promql::is_bad_data(&e) => bad(e),
         Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
         None => err(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -232,12 +305,8 @@ pub(crate) async fn query_range(
     };
     let m = st.metrics.clone();
     match blocking(move || m.query_range(&expr, start, end, step)).await {
-        Some(Ok(v)) => ok(result_json(v, end)),
-        Some(Err(e))
-            if e.starts_with("parse error") || e.contains("resolution") || e.contains("step") =>
-        {
-            bad(e)
-        }
+        Some(Ok(v)) => result_body(&v, end),
+        Some(Err(e)) if promql::is_bad_data(&e) => bad(e),
         Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
         None => err(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -325,10 +394,52 @@ pub(crate) async fn metadata(State(st): State<AppState>, RawQuery(q): RawQuery) 
     ok(Json::Object(data))
 }
 
+/// `status/buildinfo`. `version` is the Prometheus release whose API and PromQL OMP answers
+/// like (clients such as Grafana switch features on it); OMP's own version is `revision`.
 pub(crate) async fn buildinfo() -> Response {
-    ok(
-        json!({"version": crate::version(), "revision": "", "branch": "", "buildUser": "", "buildDate": "", "goVersion": "omp (rust)"}),
-    )
+    ok(json!({
+        "version": PROMETHEUS_API_VERSION,
+        "revision": format!("omp {}", crate::version()),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "none (OMP is written in Rust)",
+    }))
+}
+
+/// The Prometheus release OMP's query API and PromQL are checked against.
+pub(crate) const PROMETHEUS_API_VERSION: &str = "2.42.0";
+
+/// `status/runtimeinfo` with Prometheus' fields (Grafana and promtool read a few of them).
+pub(crate) async fn runtimeinfo(State(st): State<AppState>) -> Response {
+    let started = st
+        .started_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    ok(json!({
+        "startTime": started,
+        "CWD": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        "reloadConfigSuccess": true,
+        "lastConfigTime": started,
+        "corruptionCount": 0,
+        "goroutineCount": 0,
+        "GOMAXPROCS": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "GOGC": "",
+        "GODEBUG": "",
+        "storageRetention": format!("{}d", st.config.tsdb.retention_days),
+    }))
+}
+
+/// `query_exemplars`: OMP stores no exemplars, so the answer is always empty (after the
+/// query is checked, as Prometheus does).
+pub(crate) async fn query_exemplars(RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let p = params(&q, &body);
+    let Some(expr) = get(&p, "query") else {
+        return bad("missing query parameter \"query\"");
+    };
+    match promql::parse(expr) {
+        Ok(_) => ok(json!([])),
+        Err(e) => bad(e),
+    }
 }
 
 fn labels_text(l: &Labels) -> String {
