@@ -39,6 +39,7 @@ import {
 } from '../components/hostBits';
 import { ExecForm, JobView } from '../components/exec';
 import { FilesCard } from '../components/files';
+import { AgentVersion, useAgentBinary } from '../components/agentUpgrade';
 
 const HostMetricsCard = lazy(() => import('../components/hostMetrics'));
 const HostProcesses = lazy(() => import('../components/hostProcesses'));
@@ -57,6 +58,7 @@ export default function HostDetailPage() {
   const [maint, setMaint] = useState(false);
   const [job, setJob] = useState<Job | null>(null);
   const canWrite = can('hosts:write');
+  const { binary } = useAgentBinary();
 
   const load = useCallback(
     (quiet = false) => {
@@ -255,7 +257,9 @@ export default function HostDetailPage() {
                 </Descriptions.Item>
                 <Descriptions.Item label={t('hosts.lastSeen')}>{fmtTime(host.last_seen_at)}</Descriptions.Item>
                 <Descriptions.Item label={t('hosts.enrolledAt')}>{fmtTime(host.enrolled_at)}</Descriptions.Item>
-                <Descriptions.Item label={t('hosts.agentVersion')}>{host.agent_version || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.agentVersion')}>
+                  <AgentVersion version={host.agent_version} offered={binary?.version} />
+                </Descriptions.Item>
                 <Descriptions.Item label={t('hosts.os')}>{host.os || '—'}</Descriptions.Item>
                 <Descriptions.Item label={t('hosts.kernel')}>{host.kernel || '—'}</Descriptions.Item>
                 <Descriptions.Item label={t('hosts.arch')}>{host.arch || '—'}</Descriptions.Item>
