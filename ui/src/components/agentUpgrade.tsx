@@ -190,8 +190,8 @@ export function UpgradeAgentsModal({
     else if (scope === 'group') body.group = group;
     else body.hosts = selected.map((h) => Number(h.id));
     modal.confirm({
-      title: t('upgrade.confirmTitle', { n: n.toUpgrade, version: binary.version }),
-      content: t('upgrade.confirmText', { canary: Math.min(canary, n.toUpgrade), timeout: timeoutSecs }),
+      title: t('upgrade.confirmTitle', { version: binary.version }),
+      content: t('upgrade.confirmText', { n: n.toUpgrade, canary: Math.min(canary, n.toUpgrade), timeout: timeoutSecs }),
       okText: t('upgrade.start'),
       cancelText: t('common.cancel'),
       okButtonProps: { 'data-testid': 'upgrade-confirm-ok' },
@@ -237,7 +237,7 @@ export function UpgradeAgentsModal({
           onClick={start}
           data-testid="upgrade-start"
         >
-          {n && n.toUpgrade ? t('upgrade.startN', { n: n.toUpgrade }) : t('upgrade.start')}
+          {!n || !n.toUpgrade ? t('upgrade.start') : n.toUpgrade === 1 ? t('upgrade.startOne') : t('upgrade.startN', { n: n.toUpgrade })}
         </Button>,
       ]}
     >
@@ -336,7 +336,7 @@ export function UpgradeAgentsModal({
               />
             </Form.Item>
           </Space>
-          <Alert type="info" showIcon title={canary > 0 ? t('upgrade.howItWorks', { canary }) : t('upgrade.howItWorksNoCanary')} data-testid="upgrade-explain" />
+          <Alert type="info" showIcon title={canary > 1 ? t('upgrade.howItWorks', { canary }) : canary === 1 ? t('upgrade.howItWorksOne') : t('upgrade.howItWorksNoCanary')} data-testid="upgrade-explain" />
           {error && <Alert type="error" showIcon title={t('upgrade.refused')} description={error} style={{ marginTop: 12 }} data-testid="upgrade-error" />}
         </Form>
       </div>
@@ -484,7 +484,7 @@ function RunList({ refreshKey, selected, onOpen }: { refreshKey: number; selecte
           }}
           data-testid={`upgrade-run-open-${r.id}`}
         >
-          {t('exec.open')}
+          {t('hosts.details')}
         </Button>
       ),
     },

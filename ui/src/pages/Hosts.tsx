@@ -380,7 +380,7 @@ function HostsTable() {
     {
       title: t('hosts.agent'),
       dataIndex: 'agent_version',
-      width: 130,
+      width: 100,
       render: (v: string) => <AgentVersion version={v} offered={binary?.version} />,
     },
     { title: t('hosts.cpus'), dataIndex: 'cpus', width: 70, align: 'right', render: (v: number) => v || '—' },
@@ -409,6 +409,8 @@ function HostsTable() {
     {
       title: t('common.actions'),
       key: 'actions',
+      // kept in view when the table scrolls sideways
+      fixed: 'right',
       width: (canWrite ? 190 : 90) + (canTerminal ? 32 : 0),
       render: (_: unknown, h) => (
         <Space size={0}>
@@ -521,7 +523,8 @@ function HostsTable() {
             data-testid="hosts-label-filter"
           />
         </Space>
-        <Space wrap>
+        {/* pushed right also when it wraps below the filters */}
+        <Space wrap style={{ marginLeft: 'auto' }}>
           <Space size={6}>
             <Switch size="small" checked={auto} onChange={setAutoStored} data-testid="hosts-autorefresh" />
             <span>{t('hosts.autoRefresh')}</span>
@@ -564,7 +567,7 @@ function HostsTable() {
               }
             : undefined
         }
-        scroll={{ x: 1230 }}
+        scroll={{ x: canUpgrade ? 1232 : 1200 }}
         locale={{
           emptyText: (
             <Empty
