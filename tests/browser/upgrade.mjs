@@ -4,8 +4,8 @@
 //   OMP_URL=... OMP_ADMIN_PASSWORD=... OMP_EXPECT_HOST=hostname OMP_OFFERED_VERSION=0.2.0
 //   OMP_VIEWER_USER=name OMP_VIEWER_PASSWORD=... [OMP_SCREENSHOT_DIR=dir] node upgrade.mjs
 //
-// As the admin: opens Hosts, sees OMP_EXPECT_HOST online and its agent tagged as behind,
-// opens "Upgrade agents" (the offered version, one host behind; the dialog in English and in
+// As the admin: opens Hosts, sees OMP_EXPECT_HOST online and its agent tagged as behind (in
+// the table and on the host's page, which offers "Upgrade agent"), opens "Upgrade agents" (the offered version, one host behind; the dialog in English and in
 // Chinese), ticks the host, starts an upgrade with canary 1 and confirms, watches the run
 // reach "succeeded" with the host upgraded as the canary, and sees the host's agent version
 // become OMP_OFFERED_VERSION in the table; a second upgrade has nothing to do. As the viewer
@@ -84,6 +84,14 @@ await step(`open Hosts and see ${HOST} online with an agent behind ${OFFERED}`, 
   await shot('upgrade-hosts-before.png');
 }, 65_000);
 
+await step(`the page of ${HOST} shows its agent behind and "Upgrade agent"`, async () => {
+  await page.locator(tid(`host-link-${HOST}`)).click();
+  await page.locator(`${tid('host-inventory')} ${tid('agent-version')}[data-standing="behind"]`).waitFor({ state: 'visible' });
+  await page.locator(tid('host-upgrade')).waitFor({ state: 'visible' });
+  await page.locator(tid('host-back')).click();
+  await page.locator(`${row(HOST)} ${tid('agent-version')}`).waitFor({ state: 'visible' });
+});
+
 await step('the dialog shows the offered binary and one host behind', async () => {
   await openDialog();
   const version = (await page.locator(tid('upgrade-offered-version')).innerText()).trim();
@@ -158,6 +166,10 @@ await step(`the hosts table shows ${HOST} at ${OFFERED}`, async () => {
     .waitFor({ state: 'visible', timeout: 60_000 });
   await page.locator(`${row(HOST)} ${tid('host-status')}[data-status="online"]`).waitFor({ state: 'visible' });
   await shot('upgrade-hosts.png');
+  await page.locator(tid(`host-link-${HOST}`)).click();
+  await page.locator(`${tid('host-inventory')} ${tid('agent-version')}[data-standing="current"]`).waitFor({ state: 'visible' });
+  expect((await page.locator(tid('host-upgrade')).count()) === 0, '"Upgrade agent" is offered for an agent at the offered version');
+  await page.locator(tid('host-back')).click();
 }, 65_000);
 
 await step('a second upgrade has nothing to do', async () => {

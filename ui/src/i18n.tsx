@@ -904,6 +904,9 @@ const en = {
   'upgrade.hostState.succeeded': 'upgraded',
   'upgrade.hostState.failed': 'failed',
   'upgrade.hostState.skipped': 'skipped',
+  'upgrade.hostAction': 'Upgrade agent',
+  'upgrade.hostTip': 'Upgrade this host\'s agent to {version}, the version the server offers',
+  'upgrade.hostOffline': 'The host is offline: its agent cannot be upgraded now.',
 } as const;
 
 export type MsgKey = keyof typeof en;
@@ -1808,6 +1811,9 @@ const zh: Record<MsgKey, string> = {
   'upgrade.hostState.succeeded': '已升级',
   'upgrade.hostState.failed': '失败',
   'upgrade.hostState.skipped': '已跳过',
+  'upgrade.hostAction': '升级代理',
+  'upgrade.hostTip': '将此主机的代理升级到服务器提供的版本 {version}',
+  'upgrade.hostOffline': '主机离线：现在无法升级其代理。',
 };
 
 const tables: Record<Lang, Record<MsgKey, string>> = { en, 'zh-CN': zh };

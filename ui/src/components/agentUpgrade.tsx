@@ -460,6 +460,15 @@ function RunList({ refreshKey, selected, onOpen }: { refreshKey: number; selecte
       .finally(() => setLoading(false));
   }, []);
   useEffect(() => load(), [load, refreshKey]);
+  // while a run is going on its counts change: follow them quietly
+  const anyRunning = !!items?.some((r) => r.state === 'running');
+  useEffect(() => {
+    if (!anyRunning) return;
+    const id = window.setInterval(() => {
+      if (document.visibilityState !== 'hidden') load(true);
+    }, RUN_POLL_MS);
+    return () => window.clearInterval(id);
+  }, [anyRunning, load]);
   const nowSecs = Math.floor(Date.now() / 1000);
 
   const columns: ColumnsType<UpgradeRun> = [

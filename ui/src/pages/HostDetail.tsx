@@ -2,6 +2,8 @@
 // delete, the "Metrics" card (charts, metrics:read; a lazy chunk with ECharts), a "Run
 // command" card that runs on this host only, and the "Files" card (upload / download,
 // files:transfer) on the Overview tab; the top processes on the Processes tab (?tab=processes).
+// The agent version is tagged against the binary the server offers, with "Upgrade agent"
+// (hosts:upgrade) when they differ.
 import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import {
   App as AntApp,
@@ -21,7 +23,7 @@ import {
   Typography,
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
-import { ArrowLeftOutlined, CodeOutlined, DeleteOutlined, EditOutlined, ReloadOutlined, ToolOutlined } from '@ant-design/icons';
+import { ArrowLeftOutlined, CloudUploadOutlined, CodeOutlined, DeleteOutlined, EditOutlined, ReloadOutlined, ToolOutlined } from '@ant-design/icons';
 import { useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { api, ApiError, type Disk, type Host, type Job } from '../api';
 import { useT } from '../i18n';
@@ -39,7 +41,7 @@ import {
 } from '../components/hostBits';
 import { ExecForm, JobView } from '../components/exec';
 import { FilesCard } from '../components/files';
-import { AgentVersion, useAgentBinary } from '../components/agentUpgrade';
+import { AgentVersion, UpgradeAgentsModal, useAgentBinary } from '../components/agentUpgrade';
 
 const HostMetricsCard = lazy(() => import('../components/hostMetrics'));
 const HostProcesses = lazy(() => import('../components/hostProcesses'));
@@ -59,6 +61,7 @@ export default function HostDetailPage() {
   const [job, setJob] = useState<Job | null>(null);
   const canWrite = can('hosts:write');
   const { binary } = useAgentBinary();
+  const [upgrading, setUpgrading] = useState(false);
 
   const load = useCallback(
     (quiet = false) => {
@@ -171,6 +174,18 @@ export default function HostDetailPage() {
                 data-testid="terminal-open"
               >
                 {t('term.open')}
+              </Button>
+            </Tooltip>
+          )}
+          {can('hosts:upgrade') && binary && host.agent_version !== binary.version && (
+            <Tooltip title={host.status === 'online' ? t('upgrade.hostTip', { version: binary.version }) : t('upgrade.hostOffline')}>
+              <Button
+                icon={<CloudUploadOutlined />}
+                disabled={host.status !== 'online'}
+                onClick={() => setUpgrading(true)}
+                data-testid="host-upgrade"
+              >
+                {t('upgrade.hostAction')}
               </Button>
             </Tooltip>
           )}
@@ -338,6 +353,17 @@ export default function HostDetailPage() {
           onClose={(h) => {
             setEditing(false);
             if (h) setHost(h);
+          }}
+        />
+      )}
+      {upgrading && (
+        <UpgradeAgentsModal
+          selected={[host]}
+          onClose={() => setUpgrading(false)}
+          onStarted={(run) => {
+            setUpgrading(false);
+            message.success(t('upgrade.started', { id: String(run.id) }));
+            navigate(`/hosts/upgrades?run=${encodeURIComponent(String(run.id))}`);
           }}
         />
       )}
