@@ -188,7 +188,8 @@ export function UpgradeAgentsModal({
     const body: Record<string, unknown> = { canary, timeout_secs: timeoutSecs };
     if (scope === 'all') body.all = true;
     else if (scope === 'group') body.group = group;
-    else body.hosts = selected.map((h) => Number(h.id));
+    // the ticked hosts that still exist (one deleted meanwhile would make the server answer 404)
+    else body.hosts = chosen.map((h) => Number(h.id));
     modal.confirm({
       title: t('upgrade.confirmTitle', { version: binary.version }),
       content: t('upgrade.confirmText', { n: n.toUpgrade, canary: Math.min(canary, n.toUpgrade), timeout: timeoutSecs }),
