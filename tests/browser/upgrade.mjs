@@ -2,16 +2,23 @@
 // `[agent] binary` is a copy of omp stamped with a higher version.
 //
 //   OMP_URL=... OMP_ADMIN_PASSWORD=... OMP_EXPECT_HOST=hostname OMP_OFFERED_VERSION=0.2.0
-//   OMP_VIEWER_USER=name OMP_VIEWER_PASSWORD=... [OMP_SCREENSHOT_DIR=dir] node upgrade.mjs
+//   OMP_VIEWER_USER=name OMP_VIEWER_PASSWORD=... OMP_SERVED_BINARY=<the server's [agent] binary>
+//   OMP_BROKEN_BINARY=file OMP_BROKEN_VERSION=its stamp OMP_UNSTAMPED_BINARY=file
+//   [OMP_SCREENSHOT_DIR=dir] node upgrade.mjs
 //
 // As the admin: opens Hosts, sees OMP_EXPECT_HOST online and its agent tagged as behind (in
 // the table and on the host's page, which offers "Upgrade agent"), opens "Upgrade agents" (the offered version, one host behind; the dialog in English and in
 // Chinese), ticks the host, starts an upgrade with canary 1 and confirms, watches the run
 // reach "succeeded" with the host upgraded as the canary, and sees the host's agent version
-// become OMP_OFFERED_VERSION in the table; a second upgrade has nothing to do. As the viewer
+// become OMP_OFFERED_VERSION in the table; a second upgrade has nothing to do. Then it puts
+// OMP_BROKEN_BINARY (stamped OMP_BROKEN_VERSION, does not run as an agent) at
+// OMP_SERVED_BINARY: the run fails with the agent's reason and the host keeps its version; and
+// OMP_UNSTAMPED_BINARY while the dialog is open: the server's 409 is shown in the dialog, and
+// the dialog opened again says the binary is unusable. As the viewer
 // (no hosts:upgrade): no "Upgrade agents" button, no row selection, no Agent upgrades tab.
 // Saves upgrade-hosts-before.png, upgrade-dialog.png, upgrade-dialog-zh.png, upgrade-run.png,
-// upgrade-run-zh.png and upgrade-hosts.png. Prints `browser upgrade: N passed, K failed`.
+// upgrade-run-zh.png, upgrade-hosts.png, upgrade-run-failed.png and upgrade-refused.png. Prints `browser upgrade: N passed, K failed`.
+import { copyFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, suite, tid } from './harness.mjs';
 
@@ -19,6 +26,10 @@ const HOST = process.env.OMP_EXPECT_HOST;
 const OFFERED = process.env.OMP_OFFERED_VERSION;
 const VIEWER = process.env.OMP_VIEWER_USER;
 const VIEWER_PASSWORD = process.env.OMP_VIEWER_PASSWORD;
+const SERVED = process.env.OMP_SERVED_BINARY;
+const BROKEN = process.env.OMP_BROKEN_BINARY;
+const BROKEN_VERSION = process.env.OMP_BROKEN_VERSION;
+const UNSTAMPED = process.env.OMP_UNSTAMPED_BINARY;
 const RUN_WAIT = 150_000;
 
 const { BASE, USER, SHOTS, browser, page, step, signIn, finish } = await suite('upgrade', [
@@ -26,7 +37,17 @@ const { BASE, USER, SHOTS, browser, page, step, signIn, finish } = await suite('
   'OMP_OFFERED_VERSION',
   'OMP_VIEWER_USER',
   'OMP_VIEWER_PASSWORD',
+  'OMP_SERVED_BINARY',
+  'OMP_BROKEN_BINARY',
+  'OMP_BROKEN_VERSION',
+  'OMP_UNSTAMPED_BINARY',
 ]);
+
+/** Puts `from` in place of the server's agent binary (whole, in one rename). */
+function serve(from) {
+  copyFileSync(from, SERVED + '.tmp');
+  renameSync(SERVED + '.tmp', SERVED);
+}
 
 const row = (name) => tid(`host-row-${name}`);
 
@@ -177,6 +198,49 @@ await step('a second upgrade has nothing to do', async () => {
   await page.locator(`${tid('upgrade-count-current')}[data-value="1"]`).waitFor({ state: 'visible' });
   expect(await page.locator(tid('upgrade-start')).isDisabled(), 'the start button is enabled with nothing to upgrade');
   await page.locator(tid('upgrade-will')).getByText('Nothing to upgrade').waitFor({ state: 'visible' });
+  await closeDialog();
+});
+
+await step(`a binary that does not run as an agent: the run fails, ${HOST} keeps ${OFFERED}`, async () => {
+  serve(BROKEN);
+  await openDialog();
+  const version = (await page.locator(tid('upgrade-offered-version')).innerText()).trim();
+  expect(version === BROKEN_VERSION, `offered version ${version}, expected ${BROKEN_VERSION}`);
+  await page.locator(`${tid('upgrade-count-behind')}[data-value="1"]`).waitFor({ state: 'visible' });
+  await page.locator(tid('upgrade-timeout')).fill('30');
+  await page.locator(tid('upgrade-start')).click();
+  await page.locator(tid('upgrade-confirm-ok')).click();
+  await page.locator(`${tid('upgrade-run')}[data-state="failed"]`).waitFor({ state: 'visible', timeout: 60_000 });
+  const hostRow = page.locator(tid(`upgrade-host-row-${HOST}`));
+  const state = await hostRow.locator(tid('upgrade-host-state')).getAttribute('data-state');
+  expect(state === 'failed', `the host's state is ${state}`);
+  const msg = await hostRow.locator(tid('upgrade-host-message')).innerText();
+  expect(msg.includes('abandoned'), `the host's message is ${JSON.stringify(msg)}`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shot('upgrade-run-failed.png');
+  await page.locator(tid('tab-hosts')).click();
+  await page.locator(`${row(HOST)} ${tid('agent-version')}[data-version="${OFFERED}"][data-standing="behind"]`).waitFor({ state: 'visible' });
+}, 65_000);
+
+await step("the server's refusal is shown in the dialog", async () => {
+  await openDialog();
+  // the binary becomes unusable while the dialog is open: POST /hosts/upgrade answers 409
+  serve(UNSTAMPED);
+  await page.locator(tid('upgrade-start')).click();
+  await page.locator(tid('upgrade-confirm-ok')).click();
+  const error = page.locator(tid('upgrade-error'));
+  await error.waitFor({ state: 'visible' });
+  const text = await error.innerText();
+  expect(text.includes('version stamp') && text.includes('HTTP 409'), `the error reads ${JSON.stringify(text)}`);
+  expect(await page.locator(tid('upgrade-dialog')).isVisible(), 'the dialog closed');
+  await shot('upgrade-refused.png');
+  await closeDialog();
+  // opened again, the dialog says at once that there is nothing to offer
+  await page.locator(tid('hosts-upgrade')).click();
+  const unusable = page.locator(tid('upgrade-binary-error'));
+  await unusable.waitFor({ state: 'visible' });
+  expect((await unusable.innerText()).includes('version stamp'), 'the unusable binary is not explained');
+  expect(await page.locator(tid('upgrade-start')).isDisabled(), 'the start button is enabled without a binary');
   await closeDialog();
 });
 

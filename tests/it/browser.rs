@@ -194,12 +194,23 @@ impl Drop for CopiedAgent {
     }
 }
 
-/// The next minor version of this build ("0.1.0" → "0.2.0"): compatible with the server.
-fn next_minor() -> String {
+/// The next minor version of this build with `patch` ("0.1.0", 0 → "0.2.0"): compatible with
+/// the server.
+fn next_minor(patch: u64) -> String {
     let mut parts = omp::VERSION.split(['.', '-']);
     let major = parts.next().unwrap();
     let minor: u64 = parts.next().unwrap().parse().unwrap();
-    format!("{major}.{}.0", minor + 1)
+    format!("{major}.{}.{patch}", minor + 1)
+}
+
+/// Writes `image` (stamped with `version` when given) as an executable file.
+fn write_binary(mut image: Vec<u8>, version: Option<&str>, to: &Path) {
+    if let Some(v) = version {
+        omp::lifecycle::stamp::apply(&mut image, v).unwrap();
+    }
+    std::fs::write(to, image).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
@@ -220,15 +231,21 @@ fn browser_agent_upgrade() {
     std::fs::create_dir_all(&shots).unwrap();
 
     // The server offers a copy of this binary stamped one minor version higher (what
-    // packaging/build.sh --version does), so the agent below runs behind it.
+    // packaging/build.sh --version does), so the agent below runs behind it. The script later
+    // puts two other files in its place, as an operator changing `[agent] binary` would: a
+    // stamped binary that does not run as an agent (the run fails, the agent keeps its
+    // version) and an unstamped one (the server refuses to offer it).
     let work = tempfile::tempdir().unwrap();
-    let offered = next_minor();
+    let offered = next_minor(0);
     let served = work.path().join("agent-omp");
-    let mut image = std::fs::read(omp_bin()).unwrap();
-    omp::lifecycle::stamp::apply(&mut image, &offered).unwrap();
-    std::fs::write(&served, image).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&served, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_binary(std::fs::read(omp_bin()).unwrap(), Some(&offered), &served);
+    let broken_version = next_minor(1);
+    let broken = work.path().join("broken-omp");
+    let mut true_image = std::fs::read("/bin/true").unwrap();
+    true_image.extend_from_slice(&omp::lifecycle::stamp::blank());
+    write_binary(true_image.clone(), Some(&broken_version), &broken);
+    let unstamped = work.path().join("unstamped-omp");
+    write_binary(true_image, None, &unstamped);
 
     let s = TestServer::start_with(
         &[
@@ -257,9 +274,14 @@ fn browser_agent_upgrade() {
             ("OMP_OFFERED_VERSION", &offered),
             ("OMP_VIEWER_USER", "viewer1"),
             ("OMP_VIEWER_PASSWORD", "Fresh-pass-456"),
+            ("OMP_SERVED_BINARY", served.to_str().unwrap()),
+            ("OMP_BROKEN_BINARY", broken.to_str().unwrap()),
+            ("OMP_BROKEN_VERSION", &broken_version),
+            ("OMP_UNSTAMPED_BINARY", unstamped.to_str().unwrap()),
         ],
     );
-    // What the page showed happened on the host: its binary is the offered one now.
+    // What the page showed happened on the host: its binary is the offered one now (the
+    // broken one was abandoned).
     assert_eq!(
         agent.bin_version().as_deref(),
         Some(offered.as_str()),

@@ -905,6 +905,7 @@ const en = {
   'upgrade.hostState.failed': 'failed',
   'upgrade.hostState.skipped': 'skipped',
   'upgrade.hostAction': 'Upgrade agent',
+  'upgrade.scopeThisHost': 'This host ({name})',
   'upgrade.hostTip': 'Upgrade this host\'s agent to {version}, the version the server offers',
   'upgrade.hostOffline': 'The host is offline: its agent cannot be upgraded now.',
 } as const;
@@ -1812,6 +1813,7 @@ const zh: Record<MsgKey, string> = {
   'upgrade.hostState.failed': '失败',
   'upgrade.hostState.skipped': '已跳过',
   'upgrade.hostAction': '升级代理',
+  'upgrade.scopeThisHost': '本主机（{name}）',
   'upgrade.hostTip': '将此主机的代理升级到服务器提供的版本 {version}',
   'upgrade.hostOffline': '主机离线：现在无法升级其代理。',
 };

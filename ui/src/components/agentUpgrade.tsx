@@ -57,7 +57,11 @@ export function useAgentBinary(): { binary: AgentBinary | null; error: string | 
         setBinary(b);
         setError(null);
       })
-      .catch((e) => setError(e instanceof Error ? e.message : String(e)));
+      .catch((e) => {
+        // what was offered before is not what the server would send now
+        setBinary(null);
+        setError(e instanceof Error ? e.message : String(e));
+      });
   }, []);
   useEffect(reload, [reload]);
   return { binary, error, reload };
@@ -146,10 +150,13 @@ function tally(hosts: Host[], offered: string): Tally {
  */
 export function UpgradeAgentsModal({
   selected,
+  selectedLabel,
   onClose,
   onStarted,
 }: {
   selected: Host[];
+  /** How the "selected" scope is named (default: the hosts ticked in the table). */
+  selectedLabel?: string;
   onClose: () => void;
   onStarted: (run: UpgradeRun) => void;
 }) {
@@ -246,23 +253,25 @@ export function UpgradeAgentsModal({
         {binaryError && (
           <Alert type="error" showIcon title={t('upgrade.binaryUnusable')} description={binaryError} style={{ marginBottom: 16 }} data-testid="upgrade-binary-error" />
         )}
-        <Card size="small" title={t('upgrade.offered')} loading={!binary && !binaryError} style={{ marginBottom: 16 }} data-testid="upgrade-binary">
-          {binary && (
-            <Descriptions size="small" column={2}>
-              <Descriptions.Item label={t('upgrade.version')}>
-                <Tag color="geekblue" className="omp-mono" style={{ fontSize: 13 }} data-testid="upgrade-offered-version">
-                  {binary.version}
-                </Tag>
-              </Descriptions.Item>
-              <Descriptions.Item label={t('upgrade.size')}>{fmtBytes(binary.size)}</Descriptions.Item>
-              <Descriptions.Item label="SHA-256" span={2}>
-                <Typography.Text className="omp-mono" style={{ fontSize: 12, wordBreak: 'break-all' }} copyable={{ tooltips: [t('common.copy'), t('common.copied')] }} data-testid="upgrade-offered-sha">
-                  {binary.sha256}
-                </Typography.Text>
-              </Descriptions.Item>
-            </Descriptions>
-          )}
-        </Card>
+        {!binaryError && (
+          <Card size="small" title={t('upgrade.offered')} loading={!binary} style={{ marginBottom: 16 }} data-testid="upgrade-binary">
+            {binary && (
+              <Descriptions size="small" column={2}>
+                <Descriptions.Item label={t('upgrade.version')}>
+                  <Tag color="geekblue" className="omp-mono" style={{ fontSize: 13 }} data-testid="upgrade-offered-version">
+                    {binary.version}
+                  </Tag>
+                </Descriptions.Item>
+                <Descriptions.Item label={t('upgrade.size')}>{fmtBytes(binary.size)}</Descriptions.Item>
+                <Descriptions.Item label="SHA-256" span={2}>
+                  <Typography.Text className="omp-mono" style={{ fontSize: 12, wordBreak: 'break-all' }} copyable={{ tooltips: [t('common.copy'), t('common.copied')] }} data-testid="upgrade-offered-sha">
+                    {binary.sha256}
+                  </Typography.Text>
+                </Descriptions.Item>
+              </Descriptions>
+            )}
+          </Card>
+        )}
 
         <Form layout="vertical" requiredMark={false}>
           <Form.Item label={t('upgrade.scope')} style={{ marginBottom: 12 }}>
@@ -291,34 +300,36 @@ export function UpgradeAgentsModal({
                   />
                 </Space>
                 <Radio value="selected" disabled={!selected.length} data-testid="upgrade-scope-selected">
-                  {selected.length ? t('upgrade.scopeSelected', { n: selected.length }) : t('upgrade.scopeSelectedNone')}
+                  {selectedLabel ?? (selected.length ? t('upgrade.scopeSelected', { n: selected.length }) : t('upgrade.scopeSelectedNone'))}
                 </Radio>
               </Space>
             </Radio.Group>
           </Form.Item>
 
-          <div className="omp-upgrade-tally" data-testid="upgrade-tally">
-            {!binary || hosts === null ? (
-              <Typography.Text type="secondary">{t('common.loading')}</Typography.Text>
-            ) : !scopeReady ? (
-              <Typography.Text type="secondary">{t('upgrade.pickGroup')}</Typography.Text>
-            ) : (
-              <Row gutter={[8, 8]}>
-                <TallyCell label={t('upgrade.countBehind')} value={n?.behind ?? 0} color="#fa8c16" testid="upgrade-count-behind" />
-                <TallyCell label={t('upgrade.countCurrent')} value={n?.current ?? 0} color="#52c41a" testid="upgrade-count-current" />
-                <TallyCell label={t('upgrade.countNewer')} value={n?.newer ?? 0} color="#1677ff" testid="upgrade-count-newer" />
-                <TallyCell label={t('upgrade.countOffline')} value={n?.offline ?? 0} color="#8c8c8c" testid="upgrade-count-offline" />
-              </Row>
-            )}
-            {binary && n && scopeReady && (
-              <Typography.Paragraph type="secondary" style={{ margin: '8px 0 0' }} data-testid="upgrade-will">
-                {n.toUpgrade
-                  ? t('upgrade.willUpgrade', { n: n.toUpgrade, total: n.total, version: binary.version })
-                  : t('upgrade.nothingToDo', { version: binary.version })}
-                {n.newer ? ` ${t('upgrade.newerWarn', { version: binary.version })}` : ''}
-              </Typography.Paragraph>
-            )}
-          </div>
+          {!binaryError && (
+            <div className="omp-upgrade-tally" data-testid="upgrade-tally">
+              {!binary || hosts === null ? (
+                <Typography.Text type="secondary">{t('common.loading')}</Typography.Text>
+              ) : !scopeReady ? (
+                <Typography.Text type="secondary">{t('upgrade.pickGroup')}</Typography.Text>
+              ) : (
+                <Row gutter={[8, 8]}>
+                  <TallyCell label={t('upgrade.countBehind')} value={n?.behind ?? 0} color="#fa8c16" testid="upgrade-count-behind" />
+                  <TallyCell label={t('upgrade.countCurrent')} value={n?.current ?? 0} color="#52c41a" testid="upgrade-count-current" />
+                  <TallyCell label={t('upgrade.countNewer')} value={n?.newer ?? 0} color="#1677ff" testid="upgrade-count-newer" />
+                  <TallyCell label={t('upgrade.countOffline')} value={n?.offline ?? 0} color="#8c8c8c" testid="upgrade-count-offline" />
+                </Row>
+              )}
+              {binary && n && scopeReady && (
+                <Typography.Paragraph type="secondary" style={{ margin: '8px 0 0' }} data-testid="upgrade-will">
+                  {n.toUpgrade
+                    ? t('upgrade.willUpgrade', { n: n.toUpgrade, total: n.total, version: binary.version })
+                    : t('upgrade.nothingToDo', { version: binary.version })}
+                  {n.newer ? ` ${t('upgrade.newerWarn', { version: binary.version })}` : ''}
+                </Typography.Paragraph>
+              )}
+            </div>
+          )}
 
           <Space size={24} wrap style={{ marginTop: 16 }}>
             <Form.Item label={t('upgrade.canary')} tooltip={t('upgrade.canaryHelp')} style={{ marginBottom: 8 }}>
@@ -403,10 +414,11 @@ function CountsText({ run }: { run: UpgradeRun }) {
   const c = counts(run);
   return (
     <Space size={4} wrap style={{ whiteSpace: 'nowrap' }}>
-      <Tag color="success" style={{ marginInlineEnd: 0 }}>{t('upgrade.nSucceeded', { n: c.succeeded })}</Tag>
+      {c.succeeded ? <Tag color="success" style={{ marginInlineEnd: 0 }}>{t('upgrade.nSucceeded', { n: c.succeeded })}</Tag> : null}
       {c.failed ? <Tag color="error" style={{ marginInlineEnd: 0 }}>{t('upgrade.nFailed', { n: c.failed })}</Tag> : null}
       {c.skipped ? <Tag style={{ marginInlineEnd: 0 }}>{t('upgrade.nSkipped', { n: c.skipped })}</Tag> : null}
       {c.busy ? <Tag color="processing" style={{ marginInlineEnd: 0 }}>{t('upgrade.nBusy', { n: c.busy })}</Tag> : null}
+      {!run.hosts.length ? <Typography.Text type="secondary">—</Typography.Text> : null}
     </Space>
   );
 }

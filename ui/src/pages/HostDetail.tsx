@@ -359,6 +359,7 @@ export default function HostDetailPage() {
       {upgrading && (
         <UpgradeAgentsModal
           selected={[host]}
+          selectedLabel={t('upgrade.scopeThisHost', { name: host.hostname })}
           onClose={() => setUpgrading(false)}
           onStarted={(run) => {
             setUpgrading(false);
