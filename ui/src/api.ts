@@ -373,6 +373,71 @@ export interface ProcessList {
   items: ProcessInfo[];
 }
 
+// ---------------------------------------------------------------- agent fleet upgrade (issue 5)
+
+/** GET /hosts/agent-binary: the binary the server hands to agents. */
+export interface AgentBinary {
+  path: string;
+  version: string;
+  sha256: string;
+  size: number;
+}
+
+export type UpgradeRunState = 'running' | 'succeeded' | 'failed';
+export type HostUpgradeState = 'pending' | 'sent' | 'succeeded' | 'failed' | 'skipped';
+
+export interface HostUpgrade {
+  host_id: string | number;
+  hostname: string;
+  from_version: string;
+  canary: boolean;
+  state: HostUpgradeState;
+  message: string;
+}
+
+/** GET /hosts/upgrades/{id}; times are Unix seconds. */
+export interface UpgradeRun {
+  id: string | number;
+  /** The version every host is upgraded to. */
+  version: string;
+  sha256: string;
+  by: string;
+  started_at: number;
+  finished_at?: number | null;
+  state: UpgradeRunState;
+  canary: number;
+  timeout_secs: number;
+  message: string;
+  hosts: HostUpgrade[];
+}
+
+/**
+ * Orders two agent versions ("0.2.0", "1.0.0-rc.1"): negative when a < b. Numeric parts are
+ * compared as numbers; a version with a pre-release suffix is older than the same version
+ * without one. Unparsable parts compare as text, so the order is total.
+ */
+export function compareVersions(a: string, b: string): number {
+  const split = (v: string) => {
+    const s = v.trim().replace(/^v/i, '');
+    const dash = s.indexOf('-');
+    return { core: (dash < 0 ? s : s.slice(0, dash)).split('.'), pre: dash < 0 ? '' : s.slice(dash + 1) };
+  };
+  const x = split(a);
+  const y = split(b);
+  for (let i = 0; i < Math.max(x.core.length, y.core.length); i += 1) {
+    const p = x.core[i] ?? '0';
+    const q = y.core[i] ?? '0';
+    const np = /^\d+$/.test(p) ? Number(p) : NaN;
+    const nq = /^\d+$/.test(q) ? Number(q) : NaN;
+    const c = Number.isNaN(np) || Number.isNaN(nq) ? p.localeCompare(q) : np - nq;
+    if (c) return c;
+  }
+  if (x.pre === y.pre) return 0;
+  if (!x.pre) return 1;
+  if (!y.pre) return -1;
+  return x.pre.localeCompare(y.pre, undefined, { numeric: true });
+}
+
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;

@@ -2,6 +2,8 @@
 // delete, the "Metrics" card (charts, metrics:read; a lazy chunk with ECharts), a "Run
 // command" card that runs on this host only, and the "Files" card (upload / download,
 // files:transfer) on the Overview tab; the top processes on the Processes tab (?tab=processes).
+// The agent version is tagged against the binary the server offers, with "Upgrade agent"
+// (hosts:upgrade) when they differ.
 import { lazy, Suspense, useCallback, useEffect, useState } from 'react';
 import {
   App as AntApp,
@@ -21,7 +23,7 @@ import {
   Typography,
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
-import { ArrowLeftOutlined, CodeOutlined, DeleteOutlined, EditOutlined, ReloadOutlined, ToolOutlined } from '@ant-design/icons';
+import { ArrowLeftOutlined, CloudUploadOutlined, CodeOutlined, DeleteOutlined, EditOutlined, ReloadOutlined, ToolOutlined } from '@ant-design/icons';
 import { useNavigate, useParams, useSearchParams } from 'react-router-dom';
 import { api, ApiError, type Disk, type Host, type Job } from '../api';
 import { useT } from '../i18n';
@@ -39,6 +41,7 @@ import {
 } from '../components/hostBits';
 import { ExecForm, JobView } from '../components/exec';
 import { FilesCard } from '../components/files';
+import { AgentVersion, UpgradeAgentsModal, useAgentBinary } from '../components/agentUpgrade';
 
 const HostMetricsCard = lazy(() => import('../components/hostMetrics'));
 const HostProcesses = lazy(() => import('../components/hostProcesses'));
@@ -57,6 +60,8 @@ export default function HostDetailPage() {
   const [maint, setMaint] = useState(false);
   const [job, setJob] = useState<Job | null>(null);
   const canWrite = can('hosts:write');
+  const { binary } = useAgentBinary();
+  const [upgrading, setUpgrading] = useState(false);
 
   const load = useCallback(
     (quiet = false) => {
@@ -172,6 +177,18 @@ export default function HostDetailPage() {
               </Button>
             </Tooltip>
           )}
+          {can('hosts:upgrade') && binary && host.agent_version !== binary.version && (
+            <Tooltip title={host.status === 'online' ? t('upgrade.hostTip', { version: binary.version }) : t('upgrade.hostOffline')}>
+              <Button
+                icon={<CloudUploadOutlined />}
+                disabled={host.status !== 'online'}
+                onClick={() => setUpgrading(true)}
+                data-testid="host-upgrade"
+              >
+                {t('upgrade.hostAction')}
+              </Button>
+            </Tooltip>
+          )}
           <Button icon={<ReloadOutlined />} onClick={() => load()} data-testid="host-refresh">
             {t('common.refresh')}
           </Button>
@@ -255,7 +272,9 @@ export default function HostDetailPage() {
                 </Descriptions.Item>
                 <Descriptions.Item label={t('hosts.lastSeen')}>{fmtTime(host.last_seen_at)}</Descriptions.Item>
                 <Descriptions.Item label={t('hosts.enrolledAt')}>{fmtTime(host.enrolled_at)}</Descriptions.Item>
-                <Descriptions.Item label={t('hosts.agentVersion')}>{host.agent_version || '—'}</Descriptions.Item>
+                <Descriptions.Item label={t('hosts.agentVersion')}>
+                  <AgentVersion version={host.agent_version} offered={binary?.version} />
+                </Descriptions.Item>
                 <Descriptions.Item label={t('hosts.os')}>{host.os || '—'}</Descriptions.Item>
                 <Descriptions.Item label={t('hosts.kernel')}>{host.kernel || '—'}</Descriptions.Item>
                 <Descriptions.Item label={t('hosts.arch')}>{host.arch || '—'}</Descriptions.Item>
@@ -334,6 +353,18 @@ export default function HostDetailPage() {
           onClose={(h) => {
             setEditing(false);
             if (h) setHost(h);
+          }}
+        />
+      )}
+      {upgrading && (
+        <UpgradeAgentsModal
+          selected={[host]}
+          selectedLabel={t('upgrade.scopeThisHost', { name: host.hostname })}
+          onClose={() => setUpgrading(false)}
+          onStarted={(run) => {
+            setUpgrading(false);
+            message.success(t('upgrade.started', { id: String(run.id) }));
+            navigate(`/hosts/upgrades?run=${encodeURIComponent(String(run.id))}`);
           }}
         />
       )}

@@ -1,6 +1,8 @@
 // Hosts module: the frame (title, global maintenance switch, Hosts / Remote execution / SSH push
-// tabs) and its routes, the hosts table (filters, 5 s auto refresh, edit / maintenance / delete)
-// and the "Add host" dialog (enrollment command, push over SSH, CSV import, enrollment tokens).
+// / Agent upgrades tabs) and its routes, the hosts table (filters, 5 s auto refresh, agent
+// version against the offered one, edit / maintenance / delete, row selection and "Upgrade
+// agents" with hosts:upgrade) and the "Add host" dialog (enrollment command, push over SSH, CSV
+// import, enrollment tokens).
 import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
 import {
   Alert,
@@ -25,6 +27,7 @@ import {
 } from 'antd';
 import type { ColumnsType } from 'antd/es/table';
 import {
+  CloudUploadOutlined,
   CodeOutlined,
   DeleteOutlined,
   EditOutlined,
@@ -52,6 +55,7 @@ import {
   useHostGroups,
 } from '../components/hostBits';
 import { ImportCsvTab, SshPushTab } from '../components/sshPush';
+import { AgentVersion, UpgradeAgentsModal, UpgradeRunsView, useAgentBinary } from '../components/agentUpgrade';
 import HostDetailPage from './HostDetail';
 import ExecPage from './Exec';
 import SshPage from './SshPushes';
@@ -70,7 +74,7 @@ export default function HostsModule() {
   const location = useLocation();
   if (!can('hosts:read')) return <NoPermission />;
   const path = location.pathname.replace(/\/+$/, '');
-  const tab = path === '/hosts/exec' ? 'exec' : path === '/hosts/ssh' ? 'ssh' : 'hosts';
+  const tab = path === '/hosts/exec' ? 'exec' : path === '/hosts/ssh' ? 'ssh' : path === '/hosts/upgrades' ? 'upgrades' : 'hosts';
   const frame = (children: React.ReactNode) => (
     <div data-testid="hosts-page">
       <div style={{ display: 'flex', justifyContent: 'space-between', alignItems: 'center', gap: 12, flexWrap: 'wrap', marginBottom: 16 }}>
@@ -87,6 +91,7 @@ export default function HostsModule() {
           { key: 'hosts', label: <span data-testid="tab-hosts">{t('hosts.tabHosts')}</span> },
           ...(can('exec:run') ? [{ key: 'exec', label: <span data-testid="tab-exec">{t('hosts.tabExec')}</span> }] : []),
           { key: 'ssh', label: <span data-testid="tab-ssh">{t('hosts.tabSsh')}</span> },
+          ...(can('hosts:upgrade') ? [{ key: 'upgrades', label: <span data-testid="tab-upgrades">{t('hosts.tabUpgrades')}</span> }] : []),
         ]}
         style={{ marginBottom: 0 }}
       />
@@ -98,6 +103,7 @@ export default function HostsModule() {
       <Route index element={frame(<HostsTable />)} />
       <Route path="exec" element={frame(can('exec:run') ? <ExecPage /> : <NoPermission />)} />
       <Route path="ssh" element={frame(<SshPage />)} />
+      <Route path="upgrades" element={frame(can('hosts:upgrade') ? <UpgradeRunsView /> : <NoPermission />)} />
       <Route path=":id" element={<HostDetailPage />} />
       <Route
         path=":id/terminal"
@@ -235,8 +241,10 @@ function HostsTable() {
   const { message } = AntApp.useApp();
   const canWrite = can('hosts:write');
   const canTerminal = can('terminal:open');
+  const canUpgrade = can('hosts:upgrade');
   const navigate = useNavigate();
   const groups = useHostGroups();
+  const { binary } = useAgentBinary();
   const [draftQ, setDraftQ] = useState('');
   const [draftLabel, setDraftLabel] = useState('');
   const [filters, setFilters] = useState<Filters>(EMPTY);
@@ -255,6 +263,9 @@ function HostsTable() {
   const [adding, setAdding] = useState(false);
   const [editing, setEditing] = useState<Host | null>(null);
   const [maint, setMaint] = useState<Host | null>(null);
+  // hosts ticked for an agent upgrade, kept across pages and filters
+  const [picked, setPicked] = useState<Host[]>([]);
+  const [upgrading, setUpgrading] = useState(false);
 
   const load = useCallback(
     (quiet = false) => {
@@ -366,6 +377,12 @@ function HostsTable() {
         </div>
       ),
     },
+    {
+      title: t('hosts.agent'),
+      dataIndex: 'agent_version',
+      width: 100,
+      render: (v: string) => <AgentVersion version={v} offered={binary?.version} />,
+    },
     { title: t('hosts.cpus'), dataIndex: 'cpus', width: 70, align: 'right', render: (v: number) => v || '—' },
     { title: t('hosts.memory'), dataIndex: 'memory_bytes', width: 100, align: 'right', render: (v: number) => <span style={{ whiteSpace: 'nowrap' }}>{fmtBytes(v)}</span> },
     {
@@ -392,6 +409,8 @@ function HostsTable() {
     {
       title: t('common.actions'),
       key: 'actions',
+      // kept in view when the table scrolls sideways
+      fixed: 'right',
       width: (canWrite ? 190 : 90) + (canTerminal ? 32 : 0),
       render: (_: unknown, h) => (
         <Space size={0}>
@@ -504,7 +523,8 @@ function HostsTable() {
             data-testid="hosts-label-filter"
           />
         </Space>
-        <Space wrap>
+        {/* pushed right also when it wraps below the filters */}
+        <Space wrap style={{ marginLeft: 'auto' }}>
           <Space size={6}>
             <Switch size="small" checked={auto} onChange={setAutoStored} data-testid="hosts-autorefresh" />
             <span>{t('hosts.autoRefresh')}</span>
@@ -512,6 +532,11 @@ function HostsTable() {
           <Tooltip title={t('common.refresh')}>
             <Button icon={<ReloadOutlined />} onClick={() => load()} data-testid="hosts-refresh" />
           </Tooltip>
+          {canUpgrade && (
+            <Button icon={<CloudUploadOutlined />} onClick={() => setUpgrading(true)} data-testid="hosts-upgrade">
+              {picked.length ? t('upgrade.actionN', { n: picked.length }) : t('upgrade.action')}
+            </Button>
+          )}
           {canWrite && (
             <Button type="primary" icon={<PlusOutlined />} onClick={() => setAdding(true)} data-testid="hosts-add">
               {t('hosts.add')}
@@ -527,7 +552,22 @@ function HostsTable() {
         dataSource={data?.items ?? []}
         data-testid="hosts-table"
         onRow={(h) => rowTestId(`host-row-${h.hostname}`)}
-        scroll={{ x: 1100 }}
+        rowSelection={
+          canUpgrade
+            ? {
+                selectedRowKeys: picked.map((h) => String(h.id)),
+                preserveSelectedRowKeys: true,
+                onChange: (keys, rows) => {
+                  // rows of other pages come back undefined: keep what was picked there
+                  const known = new Map(picked.map((h) => [String(h.id), h]));
+                  rows.forEach((h) => h && known.set(String(h.id), h));
+                  setPicked(keys.map((k) => known.get(String(k))).filter((h): h is Host => !!h));
+                },
+                getCheckboxProps: (h) => ({ 'data-testid': `host-select-${h.hostname}` }) as Record<string, unknown>,
+              }
+            : undefined
+        }
+        scroll={{ x: canUpgrade ? 1232 : 1200 }}
         locale={{
           emptyText: (
             <Empty
@@ -571,6 +611,18 @@ function HostsTable() {
           onClose={(done) => {
             setMaint(null);
             if (done) load(true);
+          }}
+        />
+      )}
+      {upgrading && (
+        <UpgradeAgentsModal
+          selected={picked}
+          onClose={() => setUpgrading(false)}
+          onStarted={(run) => {
+            setUpgrading(false);
+            setPicked([]);
+            message.success(t('upgrade.started', { id: String(run.id) }));
+            navigate(`/hosts/upgrades?run=${encodeURIComponent(String(run.id))}`);
           }}
         />
       )}
