@@ -712,3 +712,60 @@ fn agents_upgraded_from_the_server_reconnect_with_the_new_version() {
         "{run}"
     );
 }
+
+/// The hardened units, with the paths `omp install` writes into them, pass systemd's own
+/// checker (directive names, values, sandboxing options, the binary it starts). systemd does
+/// not run in CI, so starting them is not tested; this catches every unit-file mistake that
+/// does not need a running systemd.
+#[test]
+fn rendered_units_pass_systemd_analyze_verify() {
+    use omp::lifecycle::{InstallState, Layout, Mode};
+    let analyze = "/usr/bin/systemd-analyze";
+    assert!(
+        Path::new(analyze).exists(),
+        "{analyze} is missing: apt-get install systemd (tests/run does)"
+    );
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("opt");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::copy(omp_bin(), prefix.join("bin/omp")).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let layout = Layout::new(&prefix);
+    let st = InstallState {
+        version: "0.1.0".into(),
+        mode: Mode::Systemd,
+        data_dir: data.clone(),
+        config: prefix.join("etc/omp.toml"),
+        listen: "127.0.0.1:19001".parse().unwrap(),
+        user: Some("root".into()),
+        installed_at: 0,
+    };
+    let server = std::fs::read_to_string(root.join("systemd/omp.service")).unwrap();
+    let rendered = omp::lifecycle::install::render_unit(&server, &layout, &st);
+    assert!(
+        !rendered.contains("/opt/omp/"),
+        "paths replaced:\n{rendered}"
+    );
+    // The agent's unit as its install step fills it in (server URL, its prefix and data).
+    let agent = std::fs::read_to_string(root.join("systemd/omp-agent.service"))
+        .unwrap()
+        .replace("@SERVER@", "https://omp.example:19001")
+        .replace("/opt/omp-agent", &prefix.display().to_string())
+        .replace("/var/lib/omp-agent", &data.display().to_string());
+    for (name, unit) in [("omp.service", rendered), ("omp-agent.service", agent)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, unit).unwrap();
+        let o = Command::new(analyze)
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success() && o.stderr.is_empty(),
+            "{name}: {}",
+            text(&o)
+        );
+    }
+}
