@@ -397,7 +397,6 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
         //    segment ring when 16 MiB of them pile up (the server also does it every minute
         //    of wall time, which this compressed day does not reach), and at the end.
         let dir = tempfile::tempdir()?;
-        let rss0 = rss_kib(std::process::id());
         let (mut db, _) = Tsdb::open(dir.path(), TsdbOptions::default())?;
         let mut batch = Vec::with_capacity(10_000);
         let t1 = Instant::now();
@@ -419,7 +418,6 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
         }
         db.maintain(end)?;
         let db_secs = t1.elapsed().as_secs_f64();
-        let rss1 = rss_kib(std::process::id());
         let ring_bytes = db.ring().bytes();
         let in_memory = db.head().chunk_bytes();
         let head_bytes = db.head().approx_bytes();
@@ -459,13 +457,6 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
             "    head memory per active series (estimate: labels, index, open chunk): {:.0} bytes",
             head_bytes as f64 / series as f64
         );
-        if profile == Profile::Cpu {
-            // Only the first profile starts from a fresh heap; later ones reuse freed memory.
-            println!(
-                "    RSS growth per series (incl. allocator slack, WAL buffers): {:.0} bytes",
-                rss1.saturating_sub(rss0) as f64 * 1024.0 / series as f64
-            );
-        }
 
         // 3. A range query: rate over every series for the whole period at 60 s steps,
         //    served from the segments (and the head).

@@ -401,7 +401,13 @@ impl super::Source for Tsdb {
             let first_raw = raw.first().map_or(maxt.saturating_add(1), |s| s.0);
             let mut samples = Vec::new();
             self.fill_from_tiers(id, mint, first_raw, &mut samples);
-            samples.extend(raw);
+            // Most series have nothing from the tiers: keep the raw vector as it is.
+            let samples = if samples.is_empty() {
+                raw
+            } else {
+                samples.extend(raw);
+                samples
+            };
             if !samples.is_empty()
                 && let Some(l) = self.head.labels_of(id)
             {
