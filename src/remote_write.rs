@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::tsdb::db::Ingest;
 use crate::tsdb::head::Labels;
+use crate::tsdb::varint::put_uvarint;
 
 /// One `[[remote_write]]` endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -316,18 +317,10 @@ pub fn snappy(bytes: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// A length-delimited field.
 fn field_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
-    varint(out, (field << 3) | 2);
-    varint(out, bytes.len() as u64);
+    put_uvarint(out, (field << 3) | 2);
+    put_uvarint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
@@ -361,8 +354,8 @@ pub fn encode_write_request(samples: &[Ingest]) -> Vec<u8> {
             item.clear();
             item.push((1 << 3) | 1); // value: double, fixed64
             item.extend_from_slice(&v.to_bits().to_le_bytes());
-            varint(&mut item, 2 << 3); // timestamp: int64, varint
-            varint(&mut item, *t as u64);
+            put_uvarint(&mut item, 2 << 3); // timestamp: int64, varint
+            put_uvarint(&mut item, *t as u64);
             field_bytes(&mut ts, 2, &item);
         }
         field_bytes(&mut out, 1, &ts);

@@ -21,40 +21,12 @@
 
 use super::bits::{BitReader, BitWriter};
 use super::chunk::{ChunkIter, read_dod, write_dod};
+use super::varint::{get_uvarint, put_uvarint, unzigzag, zigzag};
 
 const GORILLA: u8 = 0;
 const DECIMAL: u8 = 1;
 const MAX_K: usize = 9;
 const POW10: [f64; MAX_K + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
 
 /// The smallest `k` for which `v` is an integer / 10^k, as decoding computes it.
 fn min_k(v: f64) -> Option<usize> {

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::chunk::{AppendError, ChunkIter, ChunkWriter};
+use super::varint::put_uvarint;
 
 /// A label set, sorted by name, including `__name__`.
 pub type Labels = Vec<(String, String)>;
@@ -70,21 +71,13 @@ impl Matcher {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Packed(Box<[u8]>);
 
-fn put_len(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 impl Packed {
     fn new(labels: &Labels) -> Packed {
         let mut b = Vec::with_capacity(labels.iter().map(|(n, v)| n.len() + v.len() + 2).sum());
         for (n, v) in labels {
-            put_len(&mut b, n.len());
+            put_uvarint(&mut b, n.len() as u64);
             b.extend_from_slice(n.as_bytes());
-            put_len(&mut b, v.len());
+            put_uvarint(&mut b, v.len() as u64);
             b.extend_from_slice(v.as_bytes());
         }
         Packed(b.into_boxed_slice())

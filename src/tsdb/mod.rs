@@ -14,6 +14,7 @@ pub mod head;
 pub mod promql;
 pub mod segment;
 pub mod tier;
+pub mod varint;
 pub mod wal;
 
 /// Where a query reads samples from: the head today, the head plus on-disk segments and

@@ -20,6 +20,7 @@
 //! dropping series whose data is gone). Sealed indexes stay on disk (binary search with
 //! `pread`, served from the page cache when hot).
 
+use super::varint::{get_uvarint, put_uvarint};
 use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -93,27 +94,6 @@ pub struct Ring {
     next_seq: u64,
     /// Segments sealed since the last `take_sealed` (downsampling reads them).
     sealed: Vec<u64>,
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 fn seg_path(dir: &Path, seq: u64) -> PathBuf {

@@ -11,6 +11,7 @@
 //! (LEB128): the bucket start times with min, max, sum, count and last as values. Sans-IO
 //! apart from `Tiers`, the thin file layer over two rings.
 
+use super::varint::{get_uvarint, put_uvarint};
 use std::path::Path;
 
 use super::compact;
@@ -94,27 +95,6 @@ pub fn merge(rows: Vec<Row>) -> Vec<Row> {
         }
     }
     out
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
 }
 
 /// Encodes rows (at least one, time-ordered).

@@ -15,6 +15,7 @@
 //! Loss window: nothing acknowledged is lost; a batch being written during a crash is lost
 //! whole (never half), because its record fails the length or checksum test.
 
+use super::varint::{get_uvarint, put_uvarint, unzigzag, zigzag};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -29,35 +30,6 @@ pub struct Sample {
 
 /// Largest record payload accepted on replay (a damaged length must not allocate gigabytes).
 const MAX_RECORD: u32 = 64 * 1024 * 1024;
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_uvarint(b: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
 
 /// One entry of the log.
 #[derive(Debug, Clone, PartialEq)]

@@ -29,11 +29,12 @@ fn node(script: &str, s: &TestServer, shots: &Path, env: &[(&str, &str)]) {
     assert!(stdout.contains(" passed, 0 failed"), "{script}: {stdout}");
 }
 
-#[test]
-fn browser_foundation_hosts_terminal() {
+/// The screenshot dir, or None (said on stderr) when browser tests are
+/// off.
+fn browser_setup() -> Option<PathBuf> {
     if std::env::var("OMP_BROWSER_TESTS").as_deref() != Ok("1") {
         eprintln!("browser tests not run: set OMP_BROWSER_TESTS=1 (.ci/run does)");
-        return;
+        return None;
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     assert!(
@@ -45,6 +46,14 @@ fn browser_foundation_hosts_terminal() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target/screenshots"));
     std::fs::create_dir_all(&shots).unwrap();
+    Some(shots)
+}
+
+#[test]
+fn browser_foundation_hosts_terminal() {
+    let Some(shots) = browser_setup() else {
+        return;
+    };
     let s = TestServer::start_with(
         &[
             ("OMP_ADMIN_PASSWORD", ADMIN_PASSWORD),
@@ -215,20 +224,9 @@ fn write_binary(mut image: Vec<u8>, version: Option<&str>, to: &Path) {
 
 #[test]
 fn browser_agent_upgrade() {
-    if std::env::var("OMP_BROWSER_TESTS").as_deref() != Ok("1") {
-        eprintln!("browser tests not run: set OMP_BROWSER_TESTS=1 (.ci/run does)");
+    let Some(shots) = browser_setup() else {
         return;
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "run `npm ci` in tests/browser first"
-    );
-    let shots = std::env::var("OMP_SCREENSHOT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target/screenshots"));
-    std::fs::create_dir_all(&shots).unwrap();
+    };
 
     // The server offers a copy of this binary stamped one minor version higher (what
     // packaging/build.sh --version does), so the agent below runs behind it. The script later
