@@ -197,6 +197,45 @@ impl Metrics {
         Ok(res)
     }
 
+    /// Ingests a scrape and waits until durable: samples of series the scrape cache knows
+    /// by id, and new ones by labels. Remote write, when configured, gets the labels of the
+    /// known ones from the head (only then: the point of the cache is no label work).
+    pub fn ingest_known(
+        &self,
+        known: &[crate::tsdb::wal::Sample],
+        batch: &[Ingest],
+    ) -> std::io::Result<crate::tsdb::db::Ingested> {
+        let db = &mut *lock(&self.db);
+        let res = db.ingest_known_at(known, batch, chrono::Utc::now().timestamp_millis())?;
+        if self.remote.is_active() {
+            let refused: std::collections::HashSet<usize> =
+                res.rejected_known.iter().map(|(i, _)| *i).collect();
+            let mut all: Vec<Ingest> = known
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains(i))
+                .filter_map(|(_, s)| {
+                    Some(Ingest {
+                        labels: db.head().labels_of(s.series)?,
+                        t: s.t,
+                        v: s.v,
+                    })
+                })
+                .collect();
+            let refused: std::collections::HashSet<usize> =
+                res.rejected.iter().map(|(i, _)| *i).collect();
+            all.extend(
+                batch
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !refused.contains(i))
+                    .map(|(_, s)| s.clone()),
+            );
+            self.remote.offer(&all, &[]);
+        }
+        Ok(res)
+    }
+
     /// An instant query at `t` (ms).
     pub fn query(&self, q: &str, t: i64) -> Result<Value, String> {
         let e = promql::parse(q)?;

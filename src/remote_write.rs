@@ -155,6 +155,11 @@ impl RemoteWrite {
     }
 
     /// Queues the accepted samples of `batch` (those not listed in `rejected`).
+    /// True when samples are sent anywhere.
+    pub fn is_active(&self) -> bool {
+        !self.endpoints.is_empty()
+    }
+
     pub fn offer(&self, batch: &[Ingest], rejected: &[(usize, String)]) {
         if self.endpoints.is_empty() {
             return;

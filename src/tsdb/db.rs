@@ -62,6 +62,12 @@ pub struct Ingest {
 pub struct Ingested {
     pub accepted: usize,
     pub rejected: Vec<(usize, String)>,
+    /// The series id of each labelled sample (None when refused before one was found):
+    /// scrape caches remember them.
+    pub ids: Vec<Option<u64>>,
+    /// Samples given by series id that were refused (index, reason); an unknown id means
+    /// the series left the head and must be given by labels again.
+    pub rejected_known: Vec<(usize, HeadError)>,
 }
 
 /// What opening found.
@@ -166,14 +172,26 @@ impl Tsdb {
     /// Adds samples; durable when this returns Ok. Refused samples are reported, not fatal.
     /// No time bounds (tests, benchmarks): servers use [`Tsdb::ingest_at`].
     pub fn ingest(&mut self, batch: &[Ingest]) -> std::io::Result<Ingested> {
-        self.ingest_bounded(batch, i64::MIN, i64::MAX)
+        self.ingest_bounded(&[], batch, i64::MIN, i64::MAX)
     }
 
     /// Adds samples as at `now_ms`: samples older than the retention or more than
     /// `FUTURE_MS` ahead are refused with the reason (one bad clock must not push a series'
     /// time into the future, where every later sample would be out of order).
     pub fn ingest_at(&mut self, batch: &[Ingest], now_ms: i64) -> std::io::Result<Ingested> {
+        self.ingest_known_at(&[], batch, now_ms)
+    }
+
+    /// Like [`Tsdb::ingest_at`], with samples of series known by id (a scrape cache's hits:
+    /// no label work at all) besides the labelled ones, in one synced write.
+    pub fn ingest_known_at(
+        &mut self,
+        known: &[Sample],
+        batch: &[Ingest],
+        now_ms: i64,
+    ) -> std::io::Result<Ingested> {
         self.ingest_bounded(
+            known,
             batch,
             now_ms.saturating_sub(self.opts.retention_ms),
             now_ms.saturating_add(FUTURE_MS),
@@ -182,27 +200,41 @@ impl Tsdb {
 
     fn ingest_bounded(
         &mut self,
+        known: &[Sample],
         batch: &[Ingest],
         min_t: i64,
         max_t: i64,
     ) -> std::io::Result<Ingested> {
-        let mut out = Ingested::default();
+        let mut out = Ingested {
+            ids: Vec::with_capacity(batch.len()),
+            ..Default::default()
+        };
         let mut records = Vec::new();
-        let mut samples = Vec::with_capacity(batch.len());
+        let mut samples = Vec::with_capacity(batch.len() + known.len());
+        for (i, s) in known.iter().enumerate() {
+            let refused = if s.t < min_t {
+                Some(HeadError::TooOld(s.t))
+            } else if s.t > max_t {
+                Some(HeadError::TooNew(s.t))
+            } else {
+                self.head.append(s.series, s.t, s.v).err()
+            };
+            match refused {
+                None => {
+                    samples.push(*s);
+                    out.accepted += 1;
+                }
+                Some(e) => out.rejected_known.push((i, e)),
+            }
+        }
         for (i, s) in batch.iter().enumerate() {
+            out.ids.push(None);
             if s.t < min_t {
-                out.rejected
-                    .push((i, format!("sample at {} is older than the retention", s.t)));
+                out.rejected.push((i, HeadError::TooOld(s.t).to_string()));
                 continue;
             }
             if s.t > max_t {
-                out.rejected.push((
-                    i,
-                    format!(
-                        "sample at {} is more than 10 minutes in the future: check the clock",
-                        s.t
-                    ),
-                ));
+                out.rejected.push((i, HeadError::TooNew(s.t).to_string()));
                 continue;
             }
             let count_before = self.head.series_count();
@@ -213,6 +245,7 @@ impl Tsdb {
                     continue;
                 }
             };
+            out.ids[i] = Some(id);
             if self.head.series_count() > count_before {
                 let mut labels = s.labels.clone();
                 labels.sort();

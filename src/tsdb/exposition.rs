@@ -38,6 +38,9 @@ impl Default for Limits {
     }
 }
 
+/// Label name and value pairs.
+pub type LabelPairs = Vec<(String, String)>;
+
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -177,25 +180,8 @@ pub fn parse(text: &str, format: Format, limits: &Limits) -> Result<Parsed, Pars
             continue;
         }
         if let Some(comment) = l.strip_prefix('#') {
-            let comment = comment.trim_start();
-            if comment == "EOF" {
+            if parse_comment(comment, &mut out.meta) {
                 break;
-            }
-            let mut parts = comment.splitn(3, [' ', '\t']);
-            match (parts.next(), parts.next(), parts.next()) {
-                (Some("TYPE"), Some(name), Some(kind)) => {
-                    out.meta.entry(name.to_string()).or_default().kind =
-                        Some(kind.trim().to_string());
-                }
-                (Some("HELP"), Some(name), help) => {
-                    let h = help
-                        .unwrap_or("")
-                        .replace("\\\\", "\u{0}")
-                        .replace("\\n", "\n")
-                        .replace('\u{0}', "\\");
-                    out.meta.entry(name.to_string()).or_default().help = Some(h);
-                }
-                _ => {}
             }
             continue;
         }
@@ -205,7 +191,120 @@ pub fn parse(text: &str, format: Format, limits: &Limits) -> Result<Parsed, Pars
     Ok(out)
 }
 
+/// Reads a comment line (the text after `#`) into `meta`; true at `# EOF`.
+pub fn parse_comment(comment: &str, meta: &mut BTreeMap<String, Meta>) -> bool {
+    let comment = comment.trim_start();
+    if comment == "EOF" {
+        return true;
+    }
+    let mut parts = comment.splitn(3, [' ', '\t']);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("TYPE"), Some(name), Some(kind)) => {
+            meta.entry(name.to_string()).or_default().kind = Some(kind.trim().to_string());
+        }
+        (Some("HELP"), Some(name), help) => {
+            let h = help
+                .unwrap_or("")
+                .replace("\\\\", "\u{0}")
+                .replace("\\n", "\n")
+                .replace('\u{0}', "\\");
+            meta.entry(name.to_string()).or_default().help = Some(h);
+        }
+        _ => {}
+    }
+    false
+}
+
 fn parse_sample(l: &str, format: Format, limits: &Limits) -> Result<Sample, String> {
+    let (series, value, timestamp_ms) = split_sample(l, format, limits)?;
+    let (name, labels) = parse_series(series, limits)?;
+    Ok(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+        timestamp_ms,
+    })
+}
+
+/// Splits a sample line (trimmed, not a comment) into its series text (the metric name and
+/// the label set as written), value and timestamp, without allocating and without reading
+/// the labels: scrape caches key on the series text. A malformed label set gets the error
+/// [`parse_series`] gives for it.
+pub fn split_sample<'a>(
+    l: &'a str,
+    format: Format,
+    limits: &Limits,
+) -> Result<(&'a str, f64, Option<i64>), String> {
+    let b = l.as_bytes();
+    let mut end = b
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b':'))
+        .unwrap_or(b.len());
+    let mut after = end;
+    while matches!(b.get(after), Some(b' ' | b'\t')) {
+        after += 1;
+    }
+    if b.get(after) == Some(&b'{') {
+        // The label set ends at the first `}` outside a quoted value.
+        let mut quoted = false;
+        let mut i = after + 1;
+        let close = loop {
+            match b.get(i) {
+                None => break None,
+                Some(b'\\') if quoted => i += 1,
+                Some(b'"') => quoted = !quoted,
+                Some(b'}') if !quoted => break Some(i),
+                _ => {}
+            }
+            i += 1;
+        };
+        match close {
+            Some(i) => end = i + 1,
+            None => {
+                parse_series(l, limits)?;
+                return Err("unterminated label set: missing }".into());
+            }
+        }
+    }
+    let series = &l[..end];
+    let rest = &l[end..];
+    if !rest.is_empty() && !rest.starts_with([' ', '\t']) {
+        // Let the full parser name what is wrong (a bad name or label set).
+        parse_series(series, limits)?;
+        return Err(format!("unexpected {:?} after the series", truncate(rest)));
+    }
+    let mut rest = rest.split_whitespace();
+    let v = rest.next().ok_or("missing value")?;
+    let value = parse_value(v).ok_or_else(|| format!("invalid value {v:?}"))?;
+    let timestamp_ms = match rest.next() {
+        None => None,
+        Some(ts) => Some(match format {
+            Format::Prometheus => ts
+                .parse::<i64>()
+                .map_err(|_| format!("invalid timestamp {ts:?} (milliseconds expected)"))?,
+            Format::OpenMetrics => {
+                let secs = ts
+                    .parse::<f64>()
+                    .map_err(|_| format!("invalid timestamp {ts:?} (seconds expected)"))?;
+                if !secs.is_finite() || secs.abs() > 9.2e15 {
+                    return Err(format!("timestamp {ts} is out of range"));
+                }
+                (secs * 1000.0).round() as i64
+            }
+        }),
+    };
+    if let Some(extra) = rest.next() {
+        // OpenMetrics exemplars start with '#'; anything else is garbage.
+        if !extra.starts_with('#') {
+            return Err(format!("unexpected {extra:?} after the value"));
+        }
+    }
+    Ok((series, value, timestamp_ms))
+}
+
+/// Parses series text (`name` or `name{label="value",…}`) into the metric name and its
+/// labels, unescaped and sorted by name.
+pub fn parse_series<'a>(l: &'a str, limits: &Limits) -> Result<(&'a str, LabelPairs), String> {
     let mut c = Cursor { s: l, pos: 0 };
     let name = c.take_while(is_name_char);
     if !valid_metric_name(name) {
@@ -283,39 +382,14 @@ fn parse_sample(l: &str, format: Format, limits: &Limits) -> Result<Sample, Stri
         }
     }
     c.skip_ws();
-    let mut rest = c.rest().split_whitespace();
-    let v = rest.next().ok_or("missing value")?;
-    let value = parse_value(v).ok_or_else(|| format!("invalid value {v:?}"))?;
-    let timestamp_ms = match rest.next() {
-        None => None,
-        Some(ts) => Some(match format {
-            Format::Prometheus => ts
-                .parse::<i64>()
-                .map_err(|_| format!("invalid timestamp {ts:?} (milliseconds expected)"))?,
-            Format::OpenMetrics => {
-                let secs = ts
-                    .parse::<f64>()
-                    .map_err(|_| format!("invalid timestamp {ts:?} (seconds expected)"))?;
-                if !secs.is_finite() || secs.abs() > 9.2e15 {
-                    return Err(format!("timestamp {ts} is out of range"));
-                }
-                (secs * 1000.0).round() as i64
-            }
-        }),
-    };
-    if let Some(extra) = rest.next() {
-        // OpenMetrics exemplars start with '#'; anything else is garbage.
-        if !extra.starts_with('#') {
-            return Err(format!("unexpected {extra:?} after the value"));
-        }
+    if !c.rest().is_empty() {
+        return Err(format!(
+            "unexpected {:?} after the series",
+            truncate(c.rest())
+        ));
     }
     labels.sort();
-    Ok(Sample {
-        name: name.to_string(),
-        labels,
-        value,
-        timestamp_ms,
-    })
+    Ok((name, labels))
 }
 
 fn truncate(s: &str) -> String {
@@ -426,6 +500,28 @@ mod tests {
                 .message
                 .contains("more than 2 labels")
         );
+    }
+
+    #[test]
+    fn series_text_is_split_off_without_reading_labels() {
+        let l = Limits::default();
+        let (series, v, t) =
+            split_sample(r#"m{path="/a\"}b",x="{"}  2.5 17"#, Format::Prometheus, &l).unwrap();
+        assert_eq!((series, v, t), (r#"m{path="/a\"}b",x="{"}"#, 2.5, Some(17)));
+        assert_eq!(
+            split_sample("up 1", Format::Prometheus, &l).unwrap().0,
+            "up"
+        );
+        assert_eq!(
+            split_sample("up {} 1", Format::Prometheus, &l).unwrap().0,
+            "up {}"
+        );
+        let (name, labels) = parse_series(r#"m{path="/a\"}b",x="{"}"#, &l).unwrap();
+        assert_eq!(name, "m");
+        assert_eq!(labels[0], ("path".into(), "/a\"}b".into()));
+        for bad in ["m{a=\"1\" 1", "m{a=\"1\"}x 1", "m-x 1"] {
+            assert!(split_sample(bad, Format::Prometheus, &l).is_err(), "{bad}");
+        }
     }
 
     proptest! {

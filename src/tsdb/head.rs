@@ -149,6 +149,10 @@ pub enum HeadError {
     Append(#[from] AppendError),
     #[error("unknown series id {0}")]
     UnknownSeries(u64),
+    #[error("sample at {0} is older than the retention")]
+    TooOld(i64),
+    #[error("sample at {0} is more than 10 minutes in the future: check the clock")]
+    TooNew(i64),
 }
 
 struct Closed {

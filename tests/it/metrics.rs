@@ -667,7 +667,7 @@ fn remote_write_reaches_a_real_victoria_metrics() {
     std::fs::write(
         dir.path().join("omp.toml"),
         format!(
-            "[[remote_write]]\nname = \"vm\"\nurl = \"http://{}/api/v1/write\"\n\n[[remote_write]]\nurl = \"http://127.0.0.1:{closed}/api/v1/write\"\ntimeout_secs = 1\n",
+            "[[remote_write]]\nname = \"vm\"\nurl = \"http://{0}/api/v1/write\"\n\n[[remote_write]]\nurl = \"http://127.0.0.1:{closed}/api/v1/write\"\ntimeout_secs = 1\n\n[[scrape]]\njob = \"vmself\"\ntarget = \"{0}\"\ninterval_secs = 1\ntimeout_secs = 1\n",
             vm.addr
         ),
     )
@@ -716,6 +716,27 @@ fn remote_write_reaches_a_real_victoria_metrics() {
     assert_eq!(got["metric"]["path"], "c:\\x", "{got}");
     assert_eq!(got["values"][3], 4.5, "{got}");
     assert_eq!(got["timestamps"][3], (now + 30) * 1000, "{got}");
+
+    // Scraped series go out too, also once the scrape cache knows them by id (from the
+    // second scrape on, their labels come from the store's head).
+    let export = format!(
+        "http://{}/api/v1/export?match[]=process_cpu_seconds_total%7Bjob%3D%22vmself%22%7D&start={}",
+        vm.addr,
+        now - 60
+    );
+    let got = eventually(30, || {
+        let _ = ureq::get(&format!("http://{}/internal/force_flush", vm.addr)).call();
+        let body = ureq::get(&export)
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        let line: Value = serde_json::from_str(body.lines().next()?).ok()?;
+        (line["values"].as_array()?.len() >= 3).then_some(line)
+    })
+    .expect("scraped samples in victoria-metrics");
+    assert_eq!(got["metric"]["instance"], vm.addr, "{got}");
 
     let st = eventually(30, || {
         let st = admin.get("/api/v1/remote-write").body;

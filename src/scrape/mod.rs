@@ -4,7 +4,9 @@
 //! `scrape_samples_scraped`, a per-target sample limit (`up` = 0 with the reason when over),
 //! and staleness markers for series that disappear from a target.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+pub mod cache;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -150,8 +152,12 @@ pub struct Health {
 #[derive(Default)]
 struct State {
     health: HashMap<String, Health>,
-    /// Series seen in the last scrape of each target (for staleness markers).
-    last_series: HashMap<String, HashSet<Vec<(String, String)>>>,
+    /// Per target: its series text → series id, and the series of its last scrape (for
+    /// staleness markers).
+    caches: HashMap<String, cache::Cache>,
+    /// Per target: an HTTP agent (keeps the connection alive between scrapes) and the
+    /// timeout it was made with.
+    agents: HashMap<String, (u64, ureq::Agent)>,
     next_due: HashMap<String, Instant>,
 }
 
@@ -260,6 +266,8 @@ impl Scraper {
         let mut st = lock(&self.state);
         st.health.remove(id);
         st.next_due.remove(id);
+        st.caches.remove(id);
+        st.agents.remove(id);
         Ok(t)
     }
 
@@ -277,6 +285,14 @@ impl Scraper {
                 continue;
             };
             let now = Instant::now();
+            {
+                // Targets removed or renamed leave no cache behind.
+                let mut st = lock(&self.state);
+                st.caches
+                    .retain(|id, _| targets.iter().any(|t| t.id == *id));
+                st.agents
+                    .retain(|id, _| targets.iter().any(|t| t.id == *id));
+            }
             for t in targets {
                 let due = {
                     let mut st = lock(&self.state);
@@ -341,10 +357,26 @@ impl Scraper {
     pub fn scrape_once(&self, t: &Target) {
         let started = Instant::now();
         let now = chrono::Utc::now().timestamp_millis();
-        self.record(t, started, now, fetch(t));
+        let agent = {
+            let mut st = lock(&self.state);
+            match st.agents.get(&t.id) {
+                Some((timeout, a)) if *timeout == t.timeout_secs => a.clone(),
+                _ => {
+                    let a: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(Duration::from_secs(t.timeout_secs)))
+                        .build()
+                        .into();
+                    st.agents.insert(t.id.clone(), (t.timeout_secs, a.clone()));
+                    a
+                }
+            }
+        };
+        self.record(t, started, now, fetch(t, &agent));
     }
 
-    /// Parses a fetched body, labels and stores it with `up` and friends, records health.
+    /// Parses a fetched body through the target's scrape cache, stores it with `up` and
+    /// friends (and staleness markers for series gone), records health.
     fn record(
         &self,
         t: &Target,
@@ -352,87 +384,57 @@ impl Scraper {
         now: i64,
         fetched: std::result::Result<(String, Format), String>,
     ) {
-        let result = fetched.and_then(|(body, format)| {
-            let parsed = exposition::parse(&body, format, &Default::default())
-                .map_err(|e| format!("bad exposition text: {e}"))?;
-            self.metrics.note_meta(&parsed.meta);
-            if parsed.samples.len() > t.sample_limit {
-                return Err(format!(
-                    "{} samples, over the sample_limit of {}",
-                    parsed.samples.len(),
-                    t.sample_limit
-                ));
-            }
-            Ok(parsed.samples)
-        });
+        let mut base = vec![
+            ("job".to_string(), t.job.clone()),
+            ("instance".to_string(), t.target.clone()),
+        ];
+        base.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // The cache leaves the lock while this scrape uses it.
+        let mut cache = lock(&self.state).caches.remove(&t.id).unwrap_or_default();
+        let (body, format, failed) = match fetched {
+            Ok((body, format)) => (body, format, None),
+            Err(e) => (String::new(), Format::Prometheus, Some(e)),
+        };
+        let planned = match failed {
+            Some(e) => Err(e),
+            None => cache.plan(&body, format, &base, now, t.sample_limit),
+        };
         let duration = started.elapsed().as_secs_f64();
-        let base = |name: &str| -> Vec<(String, String)> {
-            let mut l = vec![
-                ("__name__".to_string(), name.to_string()),
-                ("job".into(), t.job.clone()),
-                ("instance".into(), t.target.clone()),
-            ];
-            l.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-            l
+        let (mut plan, up, error) = match planned {
+            Ok(p) => (p, 1.0, None),
+            Err(e) => (cache::Plan::failed(cache.fail()), 0.0, Some(e)),
         };
-        let mut batch = Vec::new();
-        let mut seen = HashSet::new();
-        let (up, error, count) = match result {
-            Ok(samples) => {
-                let count = samples.len();
-                for s in samples {
-                    let mut labels = base(&s.name);
-                    // Target labels win over scraped ones for job and instance (honor_labels: false).
-                    for (k, v) in s.labels {
-                        if k == "job" || k == "instance" {
-                            labels.push((format!("exported_{k}"), v));
-                        } else if !labels.iter().any(|(n, _)| *n == k) {
-                            labels.push((k, v));
-                        }
-                    }
-                    labels.sort();
-                    seen.insert(labels.clone());
-                    batch.push(Ingest {
-                        labels,
-                        t: s.timestamp_ms.unwrap_or(now),
-                        v: s.value,
-                    });
-                }
-                (1.0, None, count)
-            }
-            Err(e) => (0.0, Some(e), 0),
-        };
+        if let Some(meta) = plan.meta.take() {
+            self.metrics.note_meta(&meta);
+        }
+        let count = plan.samples;
         // Series gone since the last scrape get a staleness marker, as in Prometheus.
-        let previous = lock(&self.state)
-            .last_series
-            .insert(t.id.clone(), seen.clone())
-            .unwrap_or_default();
-        for gone in previous.difference(&seen) {
-            batch.push(Ingest {
-                labels: gone.clone(),
+        for id in &plan.stale {
+            plan.known.push(crate::tsdb::wal::Sample {
+                series: *id,
                 t: now,
                 v: f64::from_bits(crate::tsdb::STALE_NAN),
             });
         }
-        batch.push(Ingest {
-            labels: base("up"),
-            t: now,
-            v: up,
-        });
-        batch.push(Ingest {
-            labels: base("scrape_duration_seconds"),
-            t: now,
-            v: duration,
-        });
-        batch.push(Ingest {
-            labels: base("scrape_samples_scraped"),
-            t: now,
-            v: count as f64,
-        });
-        if let Err(e) = self.metrics.ingest_now(&batch) {
-            tracing::error!(error = %e, "Storing scraped samples failed.");
+        for (name, v) in [
+            ("up", up),
+            ("scrape_duration_seconds", duration),
+            ("scrape_samples_scraped", count as f64),
+        ] {
+            plan.fresh.push(Ingest {
+                labels: cache::label(&base, name, Vec::new()),
+                t: now,
+                v,
+            });
         }
-        lock(&self.state).health.insert(
+        match self.metrics.ingest_known(&plan.known, &plan.fresh) {
+            Ok(res) => cache.learn(&plan, &res),
+            Err(e) => tracing::error!(error = %e, "Storing scraped samples failed."),
+        }
+        drop(plan);
+        let mut st = lock(&self.state);
+        st.caches.insert(t.id.clone(), cache);
+        st.health.insert(
             t.id.clone(),
             Health {
                 health: if up == 1.0 {
@@ -472,12 +474,7 @@ fn format_of(content_type: Option<&str>) -> Format {
 }
 
 /// GETs the target's metrics text; returns it with its format (from the Content-Type).
-fn fetch(t: &Target) -> std::result::Result<(String, Format), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(t.timeout_secs)))
-        .build()
-        .into();
+fn fetch(t: &Target, agent: &ureq::Agent) -> std::result::Result<(String, Format), String> {
     let mut req = agent
         .get(&t.url())
         .header("accept", ACCEPT)

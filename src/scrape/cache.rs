@@ -1,0 +1,413 @@
+//! The scrape cache of one target: the series text of each exposition line as written
+//! (`name{labels}`) mapped to its series id in the store, as Prometheus' scrape cache does.
+//! A scrape of series seen before only splits lines and parses values: no label parsing,
+//! sorting, packing or hashing of label sets. It also finds the series that went away
+//! (staleness markers) and notices when `# HELP`/`# TYPE` text changed. Sans-IO.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+
+use crate::tsdb::db::{Ingest, Ingested};
+use crate::tsdb::exposition::{self, Format, Limits, Meta};
+use crate::tsdb::head::{HeadError, Labels};
+use crate::tsdb::wal::Sample;
+
+/// One target's cache.
+#[derive(Default)]
+pub struct Cache {
+    /// The target labels (job, instance and configured ones) the entries were made with:
+    /// when they change, every entry is stale.
+    base: Labels,
+    /// Series text → series id, for the series of the last successful scrape.
+    entries: HashMap<Box<str>, Entry>,
+    scrape: u64,
+    /// Hash of the last scrape's comment lines: metadata is read again only when it changes.
+    meta_hash: Option<u64>,
+}
+
+struct Entry {
+    id: u64,
+    /// The scrape that last had this series.
+    seen: u64,
+}
+
+/// What one scrape body comes to: samples by id, new series by labels, and ids gone stale.
+#[derive(Debug, Default)]
+pub struct Plan<'a> {
+    pub known: Vec<Sample>,
+    known_keys: Vec<&'a str>,
+    pub fresh: Vec<Ingest>,
+    fresh_keys: Vec<&'a str>,
+    /// Series of the last scrape missing from this one (they get a staleness marker).
+    pub stale: Vec<u64>,
+    /// Sample lines in the body.
+    pub samples: usize,
+    /// `# TYPE`/`# HELP` read from the body, when they differ from the last scrape's.
+    pub meta: Option<BTreeMap<String, Meta>>,
+}
+
+impl Plan<'_> {
+    /// The plan of a failed scrape: only staleness markers.
+    pub fn failed(stale: Vec<u64>) -> Self {
+        Plan {
+            stale,
+            ..Default::default()
+        }
+    }
+}
+
+/// A sample's full label set: the target's labels win for `job` and `instance` (the
+/// scraped ones become `exported_job`/`exported_instance`, as Prometheus does with
+/// `honor_labels: false`), other scraped labels are kept unless a target label has the name.
+pub fn label(base: &Labels, name: &str, scraped: Vec<(String, String)>) -> Labels {
+    let mut labels = Vec::with_capacity(base.len() + scraped.len() + 1);
+    labels.push(("__name__".to_string(), name.to_string()));
+    labels.extend(base.iter().cloned());
+    for (k, v) in scraped {
+        if k == "job" || k == "instance" {
+            labels.push((format!("exported_{k}"), v));
+        } else if !base.iter().any(|(n, _)| *n == k) {
+            labels.push((k, v));
+        }
+    }
+    labels.sort();
+    labels
+}
+
+impl Cache {
+    /// Reads a scrape body. Fails whole (nothing changes in the cache) on malformed text
+    /// or more samples than `sample_limit`. `now` stamps samples without a timestamp.
+    pub fn plan<'a>(
+        &mut self,
+        body: &'a str,
+        format: Format,
+        base: &Labels,
+        now: i64,
+        sample_limit: usize,
+    ) -> Result<Plan<'a>, String> {
+        let limits = Limits::default();
+        let mut lines = Vec::new();
+        let mut meta_hash =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .build_hasher();
+        let mut comments = Vec::new();
+        for (i, raw) in body.lines().enumerate() {
+            let at = |e: String| format!("bad exposition text: line {}: {e}", i + 1);
+            if raw.len() > limits.max_line_bytes {
+                return Err(at(format!(
+                    "line longer than {} bytes",
+                    limits.max_line_bytes
+                )));
+            }
+            let l = raw.trim_end_matches('\r').trim_start();
+            if l.is_empty() {
+                continue;
+            }
+            if let Some(c) = l.strip_prefix('#') {
+                if c.trim() == "EOF" {
+                    break;
+                }
+                meta_hash.write(c.as_bytes());
+                comments.push(c);
+                continue;
+            }
+            let (series, v, t) = exposition::split_sample(l, format, &limits).map_err(at)?;
+            lines.push((i, series, v, t));
+            if lines.len() > sample_limit {
+                // Counted to the end for the message; nothing stored.
+                let total = lines.len() + body.lines().skip(i + 1).filter(|l| is_sample(l)).count();
+                return Err(format!(
+                    "{total} samples, over the sample_limit of {sample_limit}"
+                ));
+            }
+        }
+        let same_base = *base == self.base;
+        let mut plan = Plan {
+            samples: lines.len(),
+            ..Default::default()
+        };
+        let mh = meta_hash.finish();
+        if self.meta_hash != Some(mh) {
+            let mut meta = BTreeMap::new();
+            for c in comments {
+                exposition::parse_comment(c, &mut meta);
+            }
+            plan.meta = Some(meta);
+        }
+        // Parse the new series first: a malformed one fails the scrape before the cache
+        // changes.
+        let mut fresh = Vec::new();
+        for (i, series, v, t) in &lines {
+            if same_base && self.entries.contains_key(*series) {
+                continue;
+            }
+            let (name, scraped) = exposition::parse_series(series, &limits)
+                .map_err(|e| format!("bad exposition text: line {}: {e}", i + 1))?;
+            fresh.push((
+                *series,
+                Ingest {
+                    labels: label(base, name, scraped),
+                    t: t.unwrap_or(now),
+                    v: *v,
+                },
+            ));
+        }
+        if !same_base {
+            // New target labels: every cached series is another series now.
+            plan.stale.extend(self.entries.drain().map(|(_, e)| e.id));
+            self.base = base.clone();
+        }
+        self.meta_hash = Some(mh);
+        self.scrape += 1;
+        let scrape = self.scrape;
+        for (_, series, v, t) in &lines {
+            if let Some(e) = self.entries.get_mut(*series) {
+                e.seen = scrape;
+                plan.known.push(Sample {
+                    series: e.id,
+                    t: t.unwrap_or(now),
+                    v: *v,
+                });
+                plan.known_keys.push(series);
+            }
+        }
+        for (k, s) in fresh {
+            plan.fresh_keys.push(k);
+            plan.fresh.push(s);
+        }
+        self.entries.retain(|_, e| {
+            if e.seen == scrape {
+                return true;
+            }
+            plan.stale.push(e.id);
+            false
+        });
+        plan.stale.sort_unstable();
+        Ok(plan)
+    }
+
+    /// Remembers the ids the store gave the plan's new series, and forgets series the
+    /// store no longer knows (they are read by labels next time).
+    pub fn learn(&mut self, plan: &Plan<'_>, ingested: &Ingested) {
+        for (key, id) in plan.fresh_keys.iter().zip(&ingested.ids) {
+            if let Some(id) = id {
+                self.entries.insert(
+                    (*key).into(),
+                    Entry {
+                        id: *id,
+                        seen: self.scrape,
+                    },
+                );
+            }
+        }
+        for (i, e) in &ingested.rejected_known {
+            if matches!(e, HeadError::UnknownSeries(_))
+                && let Some(key) = plan.known_keys.get(*i)
+            {
+                self.entries.remove(*key);
+            }
+        }
+    }
+
+    /// A failed scrape: every series of the last one is stale; returns their ids.
+    pub fn fail(&mut self) -> Vec<u64> {
+        self.scrape += 1;
+        let mut ids: Vec<u64> = self.entries.drain().map(|(_, e)| e.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Series held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn is_sample(l: &str) -> bool {
+    let l = l.trim();
+    !l.is_empty() && !l.starts_with('#')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for the store's id assignment: one id per label set.
+    #[derive(Default)]
+    struct Ids(HashMap<Labels, u64>);
+
+    impl Ids {
+        fn ingest(&mut self, plan: &Plan<'_>) -> Ingested {
+            let n = self.0.len() as u64;
+            let ids = plan
+                .fresh
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Some(*self.0.entry(s.labels.clone()).or_insert(n + i as u64 + 1)))
+                .collect();
+            Ingested {
+                ids,
+                accepted: plan.known.len() + plan.fresh.len(),
+                ..Default::default()
+            }
+        }
+    }
+
+    fn base() -> Labels {
+        vec![
+            ("job".into(), "node".into()),
+            ("instance".into(), "h:9100".into()),
+            ("dc".into(), "x".into()),
+        ]
+    }
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        let mut v: Labels = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    const BODY: &str = "# HELP a_total A.\n# TYPE a_total counter\na_total{mode=\"idle\",job=\"inner\"} 1\na_total{mode=\"us\\\"er\"} 2 1700000000000\nb 3\n";
+
+    #[test]
+    fn the_second_scrape_of_the_same_series_is_all_hits() {
+        let (mut c, mut ids) = (Cache::default(), Ids::default());
+        let p = c.plan(BODY, Format::Prometheus, &base(), 5, 100).unwrap();
+        assert_eq!((p.known.len(), p.fresh.len(), p.samples), (0, 3, 3));
+        assert_eq!(
+            p.fresh[0].labels,
+            l(&[
+                ("__name__", "a_total"),
+                ("dc", "x"),
+                ("exported_job", "inner"),
+                ("instance", "h:9100"),
+                ("job", "node"),
+                ("mode", "idle"),
+            ])
+        );
+        assert_eq!(p.fresh[1].labels[4], ("mode".into(), "us\"er".into()));
+        assert_eq!((p.fresh[0].t, p.fresh[1].t), (5, 1_700_000_000_000));
+        assert_eq!(
+            p.meta.as_ref().unwrap()["a_total"].kind.as_deref(),
+            Some("counter")
+        );
+        let r = ids.ingest(&p);
+        c.learn(&p, &r);
+        assert_eq!(c.len(), 3);
+
+        let body2 = BODY.replace("} 1\n", "} 10\n");
+        let p = c
+            .plan(&body2, Format::Prometheus, &base(), 20, 100)
+            .unwrap();
+        assert!(p.fresh.is_empty() && p.stale.is_empty() && p.meta.is_none());
+        let got: Vec<(u64, i64, f64)> = p.known.iter().map(|s| (s.series, s.t, s.v)).collect();
+        let want_ids: Vec<u64> = r.ids.iter().map(|i| i.unwrap()).collect();
+        assert_eq!(
+            got,
+            vec![
+                (want_ids[0], 20, 10.0),
+                (want_ids[1], 1_700_000_000_000, 2.0),
+                (want_ids[2], 20, 3.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn gone_series_are_stale_and_new_ones_fresh() {
+        let (mut c, mut ids) = (Cache::default(), Ids::default());
+        let p = c.plan(BODY, Format::Prometheus, &base(), 5, 100).unwrap();
+        let r = ids.ingest(&p);
+        c.learn(&p, &r);
+        let b_id = r.ids[2].unwrap();
+        let body2 = BODY.replace("b 3\n", "c 4\n");
+        let p = c.plan(&body2, Format::Prometheus, &base(), 6, 100).unwrap();
+        assert_eq!(p.stale, vec![b_id]);
+        assert_eq!((p.known.len(), p.fresh.len()), (2, 1));
+        assert_eq!(p.fresh[0].labels[0], ("__name__".into(), "c".into()));
+        let r2 = ids.ingest(&p);
+        c.learn(&p, &r2);
+        // b comes back: a new entry, not stale twice.
+        let p = c.plan(BODY, Format::Prometheus, &base(), 7, 100).unwrap();
+        assert_eq!(p.stale, vec![r2.ids[0].unwrap()]);
+        assert_eq!(p.fresh.len(), 1);
+    }
+
+    #[test]
+    fn bad_bodies_and_limits_change_nothing() {
+        let (mut c, mut ids) = (Cache::default(), Ids::default());
+        let p = c.plan(BODY, Format::Prometheus, &base(), 5, 100).unwrap();
+        let r = ids.ingest(&p);
+        c.learn(&p, &r);
+        let bad = format!("{BODY}d{{x=1}} 2\n");
+        let e = c
+            .plan(&bad, Format::Prometheus, &base(), 6, 100)
+            .unwrap_err();
+        assert!(e.contains("line 6") && e.contains("expected \""), "{e}");
+        let e = c.plan(BODY, Format::Prometheus, &base(), 6, 2).unwrap_err();
+        assert_eq!(e, "3 samples, over the sample_limit of 2");
+        let p = c.plan(BODY, Format::Prometheus, &base(), 7, 100).unwrap();
+        assert_eq!((p.known.len(), p.fresh.len(), p.stale.len()), (3, 0, 0));
+        // A failed fetch: everything stale, the next scrape starts afresh.
+        assert_eq!(c.fail().len(), 3);
+        let p = c.plan(BODY, Format::Prometheus, &base(), 8, 100).unwrap();
+        assert_eq!((p.known.len(), p.fresh.len(), p.stale.len()), (0, 3, 0));
+    }
+
+    #[test]
+    fn new_target_labels_make_new_series_and_unknown_ids_are_forgotten() {
+        let (mut c, mut ids) = (Cache::default(), Ids::default());
+        let p = c.plan(BODY, Format::Prometheus, &base(), 5, 100).unwrap();
+        let r = ids.ingest(&p);
+        c.learn(&p, &r);
+        let mut b2 = base();
+        b2[2].1 = "y".into();
+        let p = c.plan(BODY, Format::Prometheus, &b2, 6, 100).unwrap();
+        assert_eq!(p.stale.len(), 3);
+        assert_eq!(p.fresh.len(), 3);
+        assert!(p.fresh[0].labels.contains(&("dc".into(), "y".into())));
+        let r = ids.ingest(&p);
+        c.learn(&p, &r);
+        // The store lost a series (it left the head): the cache forgets it.
+        let p = c.plan(BODY, Format::Prometheus, &b2, 7, 100).unwrap();
+        let gone = p.known[0].series;
+        c.learn(
+            &p,
+            &Ingested {
+                rejected_known: vec![(0, HeadError::UnknownSeries(gone))],
+                ..Default::default()
+            },
+        );
+        let p = c.plan(BODY, Format::Prometheus, &b2, 8, 100).unwrap();
+        assert_eq!((p.known.len(), p.fresh.len()), (2, 1));
+    }
+
+    #[test]
+    fn metadata_is_read_again_only_when_it_changes() {
+        let mut c = Cache::default();
+        assert!(
+            c.plan(BODY, Format::Prometheus, &base(), 5, 100)
+                .unwrap()
+                .meta
+                .is_some()
+        );
+        assert!(
+            c.plan(BODY, Format::Prometheus, &base(), 6, 100)
+                .unwrap()
+                .meta
+                .is_none()
+        );
+        let changed = BODY.replace("A.", "B.");
+        let m = c
+            .plan(&changed, Format::Prometheus, &base(), 7, 100)
+            .unwrap()
+            .meta;
+        assert_eq!(m.unwrap()["a_total"].help.as_deref(), Some("B."));
+    }
+}
