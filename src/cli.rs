@@ -615,6 +615,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<Exit> {
     let admin_password = std::env::var("OMP_ADMIN_PASSWORD").ok();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking threads (scrapes every 15 s, store writes) are kept a while instead of
+        // being made anew each time.
+        .thread_keep_alive(std::time::Duration::from_secs(60))
         .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.server.listen)

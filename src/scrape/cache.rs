@@ -137,10 +137,13 @@ impl Cache {
         // Parse the new series first: a malformed one fails the scrape before the cache
         // changes.
         let mut fresh = Vec::new();
+        let mut hits = Vec::with_capacity(lines.len());
         for (i, series, v, t) in &lines {
-            if same_base && self.entries.contains_key(*series) {
+            if same_base && let Some(e) = self.entries.get(*series) {
+                hits.push(Some(e.id));
                 continue;
             }
+            hits.push(None);
             let (name, scraped) = exposition::parse_series(series, &limits)
                 .map_err(|e| format!("bad exposition text: line {}: {e}", i + 1))?;
             fresh.push((
@@ -160,15 +163,20 @@ impl Cache {
         self.meta_hash = Some(mh);
         self.scrape += 1;
         let scrape = self.scrape;
-        for (_, series, v, t) in &lines {
-            if let Some(e) = self.entries.get_mut(*series) {
-                e.seen = scrape;
+        for ((_, series, v, t), hit) in lines.iter().zip(hits) {
+            if let Some(id) = hit {
                 plan.known.push(Sample {
-                    series: e.id,
+                    series: id,
                     t: t.unwrap_or(now),
                     v: *v,
                 });
                 plan.known_keys.push(series);
+            }
+        }
+        // Seen in this scrape: the hits. Marked here, after nothing can fail.
+        for k in &plan.known_keys {
+            if let Some(e) = self.entries.get_mut(*k) {
+                e.seen = scrape;
             }
         }
         for (k, s) in fresh {

@@ -159,6 +159,11 @@ struct State {
     /// timeout it was made with.
     agents: HashMap<String, (u64, ureq::Agent)>,
     next_due: HashMap<String, Instant>,
+    /// Body buffers of finished scrapes, for the next ones.
+    buffers: Vec<Vec<u8>>,
+    /// Every target, read from the store once and again after each change (the scrape loop
+    /// asks often).
+    targets: Option<Arc<Vec<Target>>>,
 }
 
 /// The scrape service. Cheap to clone.
@@ -169,6 +174,8 @@ pub struct Scraper {
     config_targets: Arc<Vec<Target>>,
     state: Arc<Mutex<State>>,
     hosts: Option<crate::hosts::Hosts>,
+    /// Wakes the scrape loop when targets change.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -187,6 +194,7 @@ impl Scraper {
             config_targets: Arc::new(config_targets),
             state: Arc::default(),
             hosts: None,
+            changed: Arc::default(),
         }
     }
 
@@ -198,6 +206,14 @@ impl Scraper {
 
     /// Every target: from the file, then the stored ones.
     pub fn targets(&self) -> Result<Vec<Target>> {
+        Ok(self.shared_targets()?.as_ref().clone())
+    }
+
+    /// Every target, shared: read from the store once and again after each change.
+    fn shared_targets(&self) -> Result<Arc<Vec<Target>>> {
+        if let Some(t) = &lock(&self.state).targets {
+            return Ok(t.clone());
+        }
         let mut v: Vec<Target> = (*self.config_targets).clone();
         v.extend(
             self.store
@@ -205,6 +221,8 @@ impl Scraper {
                 .into_iter()
                 .map(|(_, t)| t),
         );
+        let v = Arc::new(v);
+        lock(&self.state).targets = Some(v.clone());
         Ok(v)
     }
 
@@ -220,6 +238,8 @@ impl Scraper {
         t.validate()?;
         t.id = crate::auth::password::random_hex(6);
         self.store.write(|tx| tx.put(&SCRAPE_TARGETS, &t.id, &t))?;
+        lock(&self.state).targets = None;
+        self.changed.notify_one();
         Ok(t)
     }
 
@@ -246,7 +266,11 @@ impl Scraper {
             Ok::<_, Error>(t)
         })?;
         // A changed target is scraped again at once, and its old series may go stale.
-        lock(&self.state).next_due.remove(id);
+        let mut st = lock(&self.state);
+        st.next_due.remove(id);
+        st.targets = None;
+        drop(st);
+        self.changed.notify_one();
         Ok(t)
     }
 
@@ -268,52 +292,53 @@ impl Scraper {
         st.next_due.remove(id);
         st.caches.remove(id);
         st.agents.remove(id);
+        st.targets = None;
+        drop(st);
+        self.changed.notify_one();
         Ok(t)
     }
 
-    /// Scrapes due targets every second until `stop` (at most 16 at once).
+    /// Scrapes each target when it is due until `stop` (at most 16 at once). Sleeps until
+    /// the next target is due or the targets change, not on a fixed tick: an idle server
+    /// should not wake up for nothing.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let permits = Arc::new(tokio::sync::Semaphore::new(16));
         let mut tasks = tokio::task::JoinSet::new();
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = stop.changed() => break,
-            }
             while tasks.try_join_next().is_some() {}
-            let Ok(targets) = self.targets() else {
-                continue;
-            };
             let now = Instant::now();
-            {
-                // Targets removed or renamed leave no cache behind.
-                let mut st = lock(&self.state);
-                st.caches
-                    .retain(|id, _| targets.iter().any(|t| t.id == *id));
-                st.agents
-                    .retain(|id, _| targets.iter().any(|t| t.id == *id));
-            }
-            for t in targets {
-                let due = {
-                    let mut st = lock(&self.state);
-                    let next = st.next_due.entry(t.id.clone()).or_insert(now);
-                    if *next <= now {
-                        *next = now + Duration::from_secs(t.interval_secs);
-                        true
-                    } else {
-                        false
+            let mut wake = now + Duration::from_secs(60);
+            if let Ok(targets) = self.shared_targets() {
+                for t in targets.iter() {
+                    let due = {
+                        let mut st = lock(&self.state);
+                        let next = st.next_due.entry(t.id.clone()).or_insert(now);
+                        let due = *next <= now;
+                        if due {
+                            *next = now + Duration::from_secs(t.interval_secs);
+                        }
+                        wake = wake.min(*next);
+                        due
+                    };
+                    if due {
+                        let me = self.clone();
+                        let permits = permits.clone();
+                        let t = t.clone();
+                        tasks.spawn(async move {
+                            let Ok(_p) = permits.acquire_owned().await else {
+                                return;
+                            };
+                            me.scrape_target(t).await;
+                        });
                     }
-                };
-                if due {
-                    let me = self.clone();
-                    let permits = permits.clone();
-                    tasks.spawn(async move {
-                        let Ok(_p) = permits.acquire_owned().await else {
-                            return;
-                        };
-                        me.scrape_target(t).await;
-                    });
                 }
+            } else {
+                wake = now + Duration::from_secs(1);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = self.changed.notified() => {}
+                _ = stop.changed() => break,
             }
         }
         tasks.abort_all();
@@ -350,7 +375,11 @@ impl Scraper {
             }
         };
         let me = self.clone();
-        let _ = tokio::task::spawn_blocking(move || me.record(&t, started, now, fetched)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            let fetched = fetched.as_ref().map(|(b, f)| (b.as_str(), *f));
+            me.record(&t, started, now, fetched.map_err(Clone::clone))
+        })
+        .await;
     }
 
     /// One scrape of one target by the server (blocking): fetch, parse, label, store.
@@ -372,7 +401,16 @@ impl Scraper {
                 }
             }
         };
-        self.record(t, started, now, fetch(t, &agent));
+        // Bodies are read into a pooled buffer: no fresh 100 KB allocation per scrape.
+        let mut buf = lock(&self.state).buffers.pop().unwrap_or_default();
+        let fetched = fetch(t, &agent, &mut buf);
+        self.record(t, started, now, fetched.map(|f| (text_of(&buf), f)));
+        buf.clear();
+        let mut st = lock(&self.state);
+        // At most a few buffers are kept, and none that a huge body made huge.
+        if st.buffers.len() < 4 && buf.capacity() <= 4 << 20 {
+            st.buffers.push(buf);
+        }
     }
 
     /// Parses a fetched body through the target's scrape cache, stores it with `up` and
@@ -382,7 +420,7 @@ impl Scraper {
         t: &Target,
         started: Instant,
         now: i64,
-        fetched: std::result::Result<(String, Format), String>,
+        fetched: std::result::Result<(&str, Format), String>,
     ) {
         let mut base = vec![
             ("job".to_string(), t.job.clone()),
@@ -391,14 +429,8 @@ impl Scraper {
         base.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         // The cache leaves the lock while this scrape uses it.
         let mut cache = lock(&self.state).caches.remove(&t.id).unwrap_or_default();
-        let (body, format, failed) = match fetched {
-            Ok((body, format)) => (body, format, None),
-            Err(e) => (String::new(), Format::Prometheus, Some(e)),
-        };
-        let planned = match failed {
-            Some(e) => Err(e),
-            None => cache.plan(&body, format, &base, now, t.sample_limit),
-        };
+        let planned =
+            fetched.and_then(|(body, format)| cache.plan(body, format, &base, now, t.sample_limit));
         let duration = started.elapsed().as_secs_f64();
         let (mut plan, up, error) = match planned {
             Ok(p) => (p, 1.0, None),
@@ -474,7 +506,13 @@ fn format_of(content_type: Option<&str>) -> Format {
 }
 
 /// GETs the target's metrics text; returns it with its format (from the Content-Type).
-fn fetch(t: &Target, agent: &ureq::Agent) -> std::result::Result<(String, Format), String> {
+/// GETs the target's metrics text into `buf`; returns its format (from the Content-Type).
+fn fetch(
+    t: &Target,
+    agent: &ureq::Agent,
+    buf: &mut Vec<u8>,
+) -> std::result::Result<Format, String> {
+    use std::io::Read;
     let mut req = agent
         .get(&t.url())
         .header("accept", ACCEPT)
@@ -495,13 +533,20 @@ fn fetch(t: &Target, agent: &ureq::Agent) -> std::result::Result<(String, Format
             .and_then(|v| v.to_str().ok()),
     );
     // Bodies are capped so a misbehaving target cannot exhaust memory.
-    let body = resp
-        .body_mut()
+    resp.body_mut()
         .with_config()
         .limit(64 * 1024 * 1024)
-        .read_to_string()
+        .reader()
+        .read_to_end(buf)
         .map_err(|e| format!("reading {} failed: {e}", t.url()))?;
-    Ok((body, format))
+    std::str::from_utf8(buf)
+        .map_err(|e| format!("{} answered text that is not UTF-8: {e}", t.url()))?;
+    Ok(format)
+}
+
+/// The text of a body [`fetch`] checked to be UTF-8.
+fn text_of(buf: &[u8]) -> &str {
+    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 #[cfg(test)]

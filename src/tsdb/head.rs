@@ -3,7 +3,8 @@
 //! Sans-IO: samples and time come in as arguments. Chunks close at 120 samples (as in
 //! Prometheus) so queries decode little; retention drops whole chunks and empty series.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use super::idhash::IdMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::chunk::{AppendError, ChunkIter, ChunkWriter};
 use super::varint::put_uvarint;
@@ -177,10 +178,12 @@ pub type FlushChunk = (u64, i64, i64, Vec<u8>);
 /// The head: every live series.
 #[derive(Default)]
 pub struct Head {
-    series: HashMap<u64, Series>,
+    series: IdMap<Series>,
     /// Label-set hash → series ids with that hash (the labels themselves live once, in
     /// `series`; collisions are told apart by comparing them).
-    by_hash: HashMap<u64, Vec<u64>>,
+    by_hash: IdMap<Vec<u64>>,
+    /// Bytes of closed chunks waiting for the ring (kept here: the ingest path asks often).
+    closed_total: usize,
     postings: BTreeMap<String, BTreeMap<String, BTreeSet<u64>>>,
     next_id: u64,
     max_series: usize,
@@ -299,7 +302,7 @@ impl Head {
             .into());
         }
         if s.open.len() >= CHUNK_SAMPLES {
-            Self::close_open(s);
+            self.closed_total += Self::close_open(s);
         }
         if s.open.is_empty() {
             s.open_min_t = t;
@@ -309,18 +312,22 @@ impl Head {
         Ok(())
     }
 
-    fn close_open(s: &mut Series) {
+    /// Closes the open chunk of `s`; returns the bytes it takes now.
+    fn close_open(s: &mut Series) -> usize {
         let Some(last) = s.open.last_timestamp() else {
-            return;
+            return 0;
         };
         let full = std::mem::take(&mut s.open);
         // Closed chunks take the compact encoding: smaller in memory and on disk.
         let samples: Vec<(i64, f64)> = ChunkIter::new(&full.bytes()).collect();
+        let bytes = super::compact::encode(&samples);
+        let n = bytes.len();
         s.closed.push(Closed {
             min_t: s.open_min_t,
             max_t: last,
-            bytes: super::compact::encode(&samples),
+            bytes,
         });
+        n
     }
 
     /// Sets the newest time a series already has on disk (start-up): older or equal samples
@@ -337,7 +344,7 @@ impl Head {
         let mut n = 0;
         for s in self.series.values_mut() {
             if s.open.last_timestamp().is_some_and(|l| l < t) {
-                Self::close_open(s);
+                self.closed_total += Self::close_open(s);
                 n += 1;
             }
         }
@@ -361,6 +368,7 @@ impl Head {
                 }
             }
         }
+        self.closed_total = 0;
         out
     }
 
@@ -368,6 +376,7 @@ impl Head {
     pub fn restore_closed(&mut self, chunks: Vec<FlushChunk>) {
         for (id, min_t, max_t, bytes) in chunks {
             if let Some(s) = self.series.get_mut(&id) {
+                self.closed_total += bytes.len();
                 s.closed.push(Closed {
                     min_t,
                     max_t,
@@ -380,11 +389,7 @@ impl Head {
 
     /// Bytes of closed chunks waiting for the ring.
     pub fn closed_bytes(&self) -> usize {
-        self.series
-            .values()
-            .flat_map(|s| s.closed.iter())
-            .map(|c| c.bytes.len())
-            .sum()
+        self.closed_total
     }
 
     /// Series holding no samples in memory.
@@ -496,7 +501,14 @@ impl Head {
     pub fn drop_before(&mut self, t: i64, keep: impl Fn(u64) -> bool) -> usize {
         let mut gone = Vec::new();
         for (id, s) in self.series.iter_mut() {
-            s.closed.retain(|c| c.max_t >= t);
+            let total = &mut self.closed_total;
+            s.closed.retain(|c| {
+                let keep = c.max_t >= t;
+                if !keep {
+                    *total -= c.bytes.len();
+                }
+                keep
+            });
             if s.open.last_timestamp().is_some_and(|l| l < t) {
                 s.open = ChunkWriter::new();
             }
@@ -715,5 +727,21 @@ mod tests {
             .remove(0);
         assert_eq!(s.len(), 60 + 120, "the first closed chunk (0..120) is gone");
         assert_eq!(h.label_values("job"), vec!["node", "prom"]);
+        // The running total of closed bytes follows every change.
+        let sum = |h: &Head| -> usize {
+            h.series
+                .values()
+                .flat_map(|s| &s.closed)
+                .map(|c| c.bytes.len())
+                .sum()
+        };
+        assert!(h.closed_bytes() > 0);
+        assert_eq!(h.closed_bytes(), sum(&h));
+        h.close_idle(i64::MAX);
+        assert_eq!(h.closed_bytes(), sum(&h));
+        let taken = h.take_closed();
+        assert_eq!((h.closed_bytes(), sum(&h)), (0, 0));
+        h.restore_closed(taken);
+        assert_eq!(h.closed_bytes(), sum(&h));
     }
 }

@@ -11,6 +11,7 @@ pub mod compact;
 pub mod db;
 pub mod exposition;
 pub mod head;
+pub mod idhash;
 pub mod promql;
 pub mod segment;
 pub mod tier;
