@@ -346,6 +346,47 @@ impl Profile {
     }
 }
 
+/// `omp bench tsdb-mem`: the RSS growth of this process while a head takes `n` series with
+/// 60 samples each (half a chunk: the average over an open chunk's life), per series.
+pub fn tsdb_mem(profile: usize, n: usize) -> anyhow::Result<()> {
+    use crate::tsdb::head::Head;
+    let profile = [Profile::Cpu, Profile::Agent, Profile::NodeExporter]
+        .get(profile)
+        .copied()
+        .ok_or_else(|| anyhow!("profile is 0, 1 or 2"))?;
+    let labels = |i: usize| -> Vec<(String, String)> {
+        vec![
+            ("__name__".to_string(), "node_cpu_seconds_total".to_string()),
+            ("cpu".to_string(), (i % 64).to_string()),
+            ("instance".to_string(), format!("host-{:05}", i / 512)),
+            ("job".to_string(), "node".to_string()),
+            (
+                "mode".to_string(),
+                [
+                    "user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice",
+                ][(i / 64) % 8]
+                    .to_string(),
+            ),
+        ]
+    };
+    let start = 1_700_000_000_000i64;
+    let before = rss_kib(std::process::id());
+    let mut head = Head::new(n + 10);
+    let ids: Vec<u64> = (0..n)
+        .map(|i| head.series_id(labels(i)))
+        .collect::<Result<_, _>>()?;
+    for p in 0..60 {
+        for (s, id) in ids.iter().enumerate() {
+            head.append(*id, start + p * 15_000, profile.value(s, p))?;
+        }
+    }
+    let after = rss_kib(std::process::id());
+    // The ids vector is the caller's, not the head's.
+    let grown = (after.saturating_sub(before) * 1024) as f64 - (n * 8) as f64;
+    println!("{:.0} bytes ({n} series)", grown / n as f64);
+    Ok(())
+}
+
 /// `omp bench tsdb`: ingest, storage and query figures of the time-series store (1,000
 /// series × 24 h at 15 s by default) for three data profiles, in this process, with the
 /// real store files: head append on one core, durable ingest, bytes per sample on disk,
@@ -377,6 +418,22 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
         })
         .collect();
     println!("omp bench tsdb: {series} series × {hours} h at 15 s = {total} samples per profile");
+    // 0. Memory per active series, measured in a fresh process per profile (RSS growth
+    //    while a head takes 100,000 series with half-full open chunks).
+    for (i, profile) in [Profile::Cpu, Profile::Agent, Profile::NodeExporter]
+        .iter()
+        .enumerate()
+    {
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .args(["bench", "tsdb-mem", "--profile", &i.to_string()])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!(
+            "  head RAM per active series ({}): {}",
+            profile.name(),
+            text.trim()
+        );
+    }
     for profile in [Profile::Cpu, Profile::Agent, Profile::NodeExporter] {
         // 1. In-memory head only: the codec and index on one core.
         let mut head = Head::new(series + 10);
@@ -420,7 +477,6 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
         let db_secs = t1.elapsed().as_secs_f64();
         let ring_bytes = db.ring().bytes();
         let in_memory = db.head().chunk_bytes();
-        let head_bytes = db.head().approx_bytes();
         let wal_bytes = db.wal_bytes();
 
         // Start-up: reopening replays the log (about the head) and reads segment indexes.
@@ -452,10 +508,6 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
             "    reopen (log replay of {} samples + segment indexes): {:.0} ms",
             report.samples,
             open_secs * 1000.0
-        );
-        println!(
-            "    head memory per active series (estimate: labels, index, open chunk): {:.0} bytes",
-            head_bytes as f64 / series as f64
         );
 
         // 3. A range query: rate over every series for the whole period at 60 s steps,

@@ -224,6 +224,14 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
+    /// One memory measurement of `bench tsdb`, in a fresh process (internal)
+    #[command(hide = true)]
+    TsdbMem {
+        #[arg(long)]
+        profile: usize,
+        #[arg(long, default_value_t = 100_000)]
+        series: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -502,6 +510,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::Bench(BenchCmd::Tsdb { series, hours }) => {
             crate::bench::tsdb(series, hours)?;
+            Ok(0)
+        }
+        Command::Bench(BenchCmd::TsdbMem { profile, series }) => {
+            crate::bench::tsdb_mem(profile, series)?;
             Ok(0)
         }
         Command::Store(StoreCmd::Migrate { store }) => {

@@ -132,12 +132,13 @@ pub async fn run(
     served.context("the HTTP server failed")
 }
 
-/// Marks silent agents offline and times out runs nobody answers, every second.
+/// Marks silent agents offline and times out runs nobody answers: every second while
+/// there is something to watch, every 5 s otherwise (their limits are longer than that).
 async fn hosts_ticker(hosts: Hosts, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
+        let secs = if hosts.needs_ticks() { 1 } else { 5 };
         tokio::select! {
-            _ = every.tick() => hosts.tick().await,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(secs)) => hosts.tick().await,
             _ = stop.changed() => return,
         }
     }

@@ -185,6 +185,11 @@ impl JobTable {
         }
     }
 
+    /// True while some run waits for agents.
+    pub(crate) fn any_running(&self) -> bool {
+        !lock(&self.running).is_empty()
+    }
+
     /// Gives up on runs whose agent never answered within the timeout and a grace.
     pub(crate) fn expire(&self, t: i64) {
         let late: Vec<(u64, Vec<u64>)> = lock(&self.running)
@@ -447,6 +452,14 @@ impl Hosts {
                 groups.get(&r.host_id).map(Vec::as_slice).unwrap_or(&[]),
             )
         })
+    }
+
+    /// True when the upkeep has something to watch: connected agents, runs or terminals.
+    /// With nothing, the ticker sleeps longer: an idle server should not wake every second.
+    pub fn needs_ticks(&self) -> bool {
+        !lock(&self.live).conns.is_empty()
+            || self.jobs.any_running()
+            || !lock(&self.terms).is_empty()
     }
 
     /// Periodic upkeep: silent agents go offline, overdue runs time out, abandoned terminals end.

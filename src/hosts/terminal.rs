@@ -372,6 +372,11 @@ impl Hosts {
 }
 
 impl Terminals {
+    /// True when no terminal is open.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
     pub(crate) fn new() -> Arc<Mutex<Terminals>> {
         Arc::new(Mutex::new(Terminals::default()))
     }

@@ -13,10 +13,19 @@ impl BitWriter {
         Self::default()
     }
 
+    /// Adds a zero byte. The vector grows by a quarter at a time, not doubling: open chunks
+    /// live long in memory, and doubling would leave up to half of each unused.
+    fn new_byte(&mut self) {
+        if self.bytes.len() == self.bytes.capacity() {
+            self.bytes.reserve_exact((self.bytes.len() / 4).max(16));
+        }
+        self.bytes.push(0);
+        self.free = 8;
+    }
+
     pub fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
-            self.bytes.push(0);
-            self.free = 8;
+            self.new_byte();
         }
         self.free -= 1;
         if bit {
@@ -31,8 +40,7 @@ impl BitWriter {
         let mut n = n;
         while n > 0 {
             if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
+                self.new_byte();
             }
             let take = n.min(self.free);
             let shift = n - take;

@@ -35,7 +35,9 @@ pub enum AppendError {
 pub struct ChunkWriter {
     body: BitWriter,
     count: u16,
-    first: Option<(i64, u64)>,
+    /// The first sample's timestamp and value bits (meaningful once `count` > 0).
+    first_t: i64,
+    first_v: u64,
     last_t: i64,
     last_delta: i64,
     last_v: u64,
@@ -101,7 +103,8 @@ impl ChunkWriter {
         ChunkWriter {
             body: BitWriter::new(),
             count: 0,
-            first: None,
+            first_t: 0,
+            first_v: 0,
             last_t: 0,
             last_delta: 0,
             last_v: 0,
@@ -120,7 +123,12 @@ impl ChunkWriter {
 
     /// Timestamp of the last sample, if any.
     pub fn last_timestamp(&self) -> Option<i64> {
-        self.first.map(|_| self.last_t)
+        (self.count > 0).then_some(self.last_t)
+    }
+
+    /// Timestamp of the first sample, if any.
+    pub fn first_timestamp(&self) -> Option<i64> {
+        (self.count > 0).then_some(self.first_t)
     }
 
     /// Appends one sample.
@@ -129,11 +137,12 @@ impl ChunkWriter {
             return Err(AppendError::Full);
         }
         let bits = v.to_bits();
-        match self.first {
-            None => {
-                self.first = Some((t, bits));
+        match self.count {
+            0 => {
+                self.first_t = t;
+                self.first_v = bits;
             }
-            Some(_) => {
+            _ => {
                 if t == self.last_t {
                     return Err(AppendError::Duplicate { t });
                 }
@@ -185,9 +194,9 @@ impl ChunkWriter {
     pub fn bytes(&self) -> Vec<u8> {
         let mut out = BitWriter::new();
         out.write_bits(self.count as u64, 16);
-        if let Some((t, v)) = self.first {
-            out.write_bits(t as u64, 64);
-            out.write_bits(v, 64);
+        if self.count > 0 {
+            out.write_bits(self.first_t as u64, 64);
+            out.write_bits(self.first_v, 64);
         }
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(self.body.bytes());
@@ -196,7 +205,7 @@ impl ChunkWriter {
 
     /// Encoded size in bytes so far.
     pub fn size(&self) -> usize {
-        2 + if self.first.is_some() { 16 } else { 0 } + self.body.bytes().len()
+        2 + if self.count > 0 { 16 } else { 0 } + self.body.bytes().len()
     }
 }
 

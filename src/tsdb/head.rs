@@ -132,6 +132,23 @@ impl<'a> Iterator for PackedIter<'a> {
     }
 }
 
+/// The ids in both sorted lists.
+fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
 fn hash_labels(labels: &Packed) -> u64 {
     use std::hash::BuildHasher;
     // A fixed-key hasher: ids only need to be stable within one process.
@@ -167,9 +184,9 @@ struct Series {
     /// Closed chunks not yet written to a segment.
     closed: Vec<Closed>,
     open: ChunkWriter,
-    open_min_t: i64,
-    /// The newest sample ever accepted (in memory or on disk): appends must follow it.
-    last_t: Option<i64>,
+    /// The newest sample ever accepted (in memory or on disk): appends must follow it
+    /// (`i64::MIN` before the first).
+    last_t: i64,
 }
 
 /// A closed chunk leaving the head for the segment ring: series, min_t, max_t, bytes.
@@ -179,22 +196,33 @@ pub type FlushChunk = (u64, i64, i64, Vec<u8>);
 #[derive(Default)]
 pub struct Head {
     series: IdMap<Series>,
-    /// Label-set hash → series ids with that hash (the labels themselves live once, in
+    /// Label-set hash → the series with that hash (the labels themselves live once, in
     /// `series`; collisions are told apart by comparing them).
-    by_hash: IdMap<Vec<u64>>,
+    by_hash: IdMap<u64>,
+    /// Further series whose label-set hash another series has already (rare).
+    collisions: IdMap<Vec<u64>>,
     /// Bytes of closed chunks waiting for the ring (kept here: the ingest path asks often).
     closed_total: usize,
-    postings: BTreeMap<String, BTreeMap<String, BTreeSet<u64>>>,
+    /// Label name → value → ids of the series with it, sorted (a vector: 8 bytes an id,
+    /// where a B-tree set spends a node on every value).
+    postings: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
     next_id: u64,
     max_series: usize,
+    /// ANDed into label-set hashes: all ones, except in the test that forces collisions.
+    hash_mask: u64,
 }
 
 impl Head {
     pub fn new(max_series: usize) -> Self {
         Head {
             max_series,
+            hash_mask: u64::MAX,
             ..Default::default()
         }
+    }
+
+    fn hash(&self, labels: &Packed) -> u64 {
+        hash_labels(labels) & self.hash_mask
     }
 
     pub fn series_count(&self) -> usize {
@@ -223,9 +251,10 @@ impl Head {
     /// The id of an existing series with exactly these (sorted) labels.
     fn find(&self, labels: &Labels) -> Option<u64> {
         let packed = Packed::new(labels);
-        self.by_hash
-            .get(&hash_labels(&packed))?
-            .iter()
+        let h = self.hash(&packed);
+        let first = self.by_hash.get(&h)?;
+        std::iter::once(first)
+            .chain(self.collisions.get(&h).into_iter().flatten())
             .copied()
             .find(|id| self.series.get(id).is_some_and(|s| s.labels == packed))
     }
@@ -237,22 +266,34 @@ impl Head {
                 .entry(n.clone())
                 .or_default()
                 .entry(v.clone())
-                .or_default()
-                .insert(id);
+                .or_default();
+            let ids = self
+                .postings
+                .get_mut(n)
+                .and_then(|vals| vals.get_mut(v))
+                .expect("just made");
+            // Ids grow, so this is mostly a push at the end.
+            if let Err(pos) = ids.binary_search(&id) {
+                ids.insert(pos, id);
+            }
         }
         let labels = Packed::new(&labels);
-        self.by_hash
-            .entry(hash_labels(&labels))
-            .or_default()
-            .push(id);
+        let h = self.hash(&labels);
+        match self.by_hash.entry(h) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(h).or_default().push(id)
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id);
+            }
+        }
         self.series.insert(
             id,
             Series {
                 labels,
                 closed: Vec::new(),
                 open: ChunkWriter::new(),
-                open_min_t: 0,
-                last_t: None,
+                last_t: i64::MIN,
             },
         );
     }
@@ -291,9 +332,8 @@ impl Head {
             .series
             .get_mut(&id)
             .ok_or(HeadError::UnknownSeries(id))?;
-        if let Some(last) = s.last_t
-            && t <= last
-        {
+        if s.last_t != i64::MIN && t <= s.last_t {
+            let last = s.last_t;
             return Err(if t == last {
                 AppendError::Duplicate { t }
             } else {
@@ -304,11 +344,8 @@ impl Head {
         if s.open.len() >= CHUNK_SAMPLES {
             self.closed_total += Self::close_open(s);
         }
-        if s.open.is_empty() {
-            s.open_min_t = t;
-        }
         s.open.push(t, v)?;
-        s.last_t = Some(t);
+        s.last_t = t;
         Ok(())
     }
 
@@ -323,7 +360,7 @@ impl Head {
         let bytes = super::compact::encode(&samples);
         let n = bytes.len();
         s.closed.push(Closed {
-            min_t: s.open_min_t,
+            min_t: full.first_timestamp().unwrap_or(last),
             max_t: last,
             bytes,
         });
@@ -334,7 +371,7 @@ impl Head {
     /// replayed from the log are then refused as duplicates.
     pub fn set_last(&mut self, id: u64, t: i64) {
         if let Some(s) = self.series.get_mut(&id) {
-            s.last_t = Some(s.last_t.map_or(t, |l| l.max(t)));
+            s.last_t = s.last_t.max(t);
         }
     }
 
@@ -413,7 +450,7 @@ impl Head {
         {
             super::compact::decode_into(&c.bytes, mint, maxt, out);
         }
-        if !s.open.is_empty() && s.open_min_t <= maxt {
+        if s.open.first_timestamp().is_some_and(|f| f <= maxt) {
             out.extend(ChunkIter::new(&s.open.bytes()).filter(|(t, _)| (mint..=maxt).contains(t)));
         }
     }
@@ -426,26 +463,25 @@ impl Head {
     /// Ids of the series matching every matcher (PromQL semantics: a matcher that matches
     /// the empty string also selects series without that label).
     pub fn select_ids(&self, matchers: &[Matcher]) -> Vec<u64> {
-        let mut ids: Option<BTreeSet<u64>> = None;
+        let mut ids: Option<Vec<u64>> = None;
         // Narrow with equality matchers on present values first: they use the index.
         for m in matchers {
             if let MatchOp::Eq(v) = &m.op
                 && !v.is_empty()
             {
-                let set = self
+                let set: &[u64] = self
                     .postings
                     .get(&m.name)
                     .and_then(|vals| vals.get(v))
-                    .cloned()
-                    .unwrap_or_default();
+                    .map_or(&[], Vec::as_slice);
                 ids = Some(match ids {
-                    None => set,
-                    Some(cur) => cur.intersection(&set).copied().collect(),
+                    None => set.to_vec(),
+                    Some(cur) => intersect(&cur, set),
                 });
             }
         }
         let candidates: Vec<u64> = match ids {
-            Some(s) => s.into_iter().collect(),
+            Some(s) => s,
             None => {
                 let mut v: Vec<u64> = self.series.keys().copied().collect();
                 v.sort_unstable();
@@ -516,47 +552,48 @@ impl Head {
                 gone.push(*id);
             }
         }
+        gone.sort_unstable();
+        // Postings lists are cut once each, however many of their series go.
+        let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
         for id in &gone {
             if let Some(s) = self.series.remove(id) {
-                let h = hash_labels(&s.labels);
-                if let Some(ids) = self.by_hash.get_mut(&h) {
-                    ids.retain(|i| i != id);
+                let h = hash_labels(&s.labels) & self.hash_mask;
+                if self.by_hash.get(&h) == Some(id) {
+                    match self.collisions.get_mut(&h).and_then(Vec::pop) {
+                        Some(next) => {
+                            self.by_hash.insert(h, next);
+                        }
+                        None => {
+                            self.by_hash.remove(&h);
+                        }
+                    }
+                } else if let Some(more) = self.collisions.get_mut(&h) {
+                    more.retain(|i| i != id);
+                }
+                if self.collisions.get(&h).is_some_and(Vec::is_empty) {
+                    self.collisions.remove(&h);
+                }
+                touched.extend(
+                    s.labels
+                        .pairs()
+                        .map(|(n, v)| (n.to_string(), v.to_string())),
+                );
+            }
+        }
+        for (n, v) in touched {
+            if let Some(vals) = self.postings.get_mut(&n) {
+                if let Some(ids) = vals.get_mut(&v) {
+                    ids.retain(|i| gone.binary_search(i).is_err());
                     if ids.is_empty() {
-                        self.by_hash.remove(&h);
+                        vals.remove(&v);
                     }
                 }
-                for (n, v) in s.labels.pairs() {
-                    if let Some(vals) = self.postings.get_mut(n) {
-                        if let Some(set) = vals.get_mut(v) {
-                            set.remove(id);
-                            if set.is_empty() {
-                                vals.remove(v);
-                            }
-                        }
-                        if vals.is_empty() {
-                            self.postings.remove(n);
-                        }
-                    }
+                if vals.is_empty() {
+                    self.postings.remove(&n);
                 }
             }
         }
         gone.len()
-    }
-
-    /// An estimate of the head's memory per series: labels (the strings and the vector),
-    /// the series record, its hash-map and postings entries, and its chunks. An estimate
-    /// for benchmarks and /metrics, not an allocator measurement.
-    pub fn approx_bytes(&self) -> usize {
-        let per_series_fixed = std::mem::size_of::<Series>() + 8 + 16 + 48;
-        self.series
-            .values()
-            .map(|s| {
-                // The packed bytes and, per label, a postings set entry.
-                let labels = s.labels.0.len() + s.labels.pairs().count() * 24;
-                let chunks: usize = s.closed.iter().map(|c| c.bytes.capacity() + 24).sum();
-                per_series_fixed + labels + chunks + s.open.size()
-            })
-            .sum()
     }
 
     /// Bytes of chunk data held (closed chunks plus open chunks).
@@ -711,6 +748,35 @@ mod tests {
             h.append(a, 119, 1.0),
             Err(HeadError::Append(AppendError::OutOfOrder { .. }))
         ));
+    }
+
+    #[test]
+    fn colliding_label_set_hashes_are_told_apart() {
+        // Four hash values for 40 series: every lookup walks a collision list.
+        let mut h = Head::new(100);
+        h.hash_mask = 3;
+        let l = |i: usize| labels(&[("__name__", "m"), ("i", &i.to_string())]);
+        let ids: Vec<u64> = (0..40).map(|i| h.series_id(l(i)).unwrap()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(h.series_id(l(i)).unwrap(), *id);
+            if i % 2 == 0 {
+                h.append(*id, 1, 1.0).unwrap();
+            }
+        }
+        // The odd ones have no samples and go; the even ones are still found.
+        assert_eq!(h.drop_before(0, |_| false), 20);
+        for (i, id) in ids.iter().enumerate() {
+            if i % 2 == 0 {
+                assert_eq!(h.series_id(l(i)).unwrap(), *id, "series {i}");
+            }
+        }
+        assert_eq!(h.series_count(), 20);
+        assert_eq!(h.select_ids(&[Matcher::eq("__name__", "m")]).len(), 20);
+        let again = h.series_id(l(1)).unwrap();
+        assert!(
+            again > ids[39],
+            "a dropped series comes back under a new id"
+        );
     }
 
     #[test]
