@@ -346,6 +346,42 @@ impl Profile {
     }
 }
 
+/// `omp bench tsdb-file FILE`: stores an OpenMetrics file (with timestamps) in a scratch
+/// store, closes and writes out every chunk, and prints the bytes per sample of the segment
+/// files (chunks and their index records).
+pub fn tsdb_file(path: &std::path::Path) -> anyhow::Result<()> {
+    use crate::tsdb::db::{Tsdb, TsdbOptions};
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let dir = tempfile::tempdir()?;
+    let opts = TsdbOptions {
+        retention_ms: i64::MAX / 4,
+        ..Default::default()
+    };
+    let (mut db, _) = Tsdb::open(dir.path(), opts)?;
+    let mut newest = i64::MIN;
+    let report = crate::metrics::import_text(
+        &text,
+        crate::tsdb::exposition::Format::OpenMetrics,
+        |rows| {
+            newest = newest.max(rows.iter().map(|r| r.t).max().unwrap_or(i64::MIN));
+            db.ingest(rows)
+        },
+    )
+    .map_err(|e| anyhow!(e))?;
+    // An hour after the newest sample every open chunk counts as idle: all go to disk.
+    db.maintain(newest + 3_600_000)?;
+    let bytes = db.ring().bytes();
+    println!(
+        "{} samples of {} series: {} bytes in segments, {:.3} bytes/sample",
+        report.accepted,
+        db.head().series_count(),
+        bytes,
+        bytes as f64 / report.accepted.max(1) as f64
+    );
+    Ok(())
+}
+
 /// `omp bench tsdb-mem`: the RSS growth of this process while a head takes `n` series with
 /// 60 samples each (half a chunk: the average over an open chunk's life), per series.
 pub fn tsdb_mem(profile: usize, n: usize) -> anyhow::Result<()> {

@@ -224,6 +224,9 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
+    /// Bytes per sample on disk for real data: an OpenMetrics file with timestamps (as
+    /// `tsdb import` reads) stored in a scratch store and written out whole
+    TsdbFile { file: std::path::PathBuf },
     /// One memory measurement of `bench tsdb`, in a fresh process (internal)
     #[command(hide = true)]
     TsdbMem {
@@ -510,6 +513,10 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::Bench(BenchCmd::Tsdb { series, hours }) => {
             crate::bench::tsdb(series, hours)?;
+            Ok(0)
+        }
+        Command::Bench(BenchCmd::TsdbFile { file }) => {
+            crate::bench::tsdb_file(&file)?;
             Ok(0)
         }
         Command::Bench(BenchCmd::TsdbMem { profile, series }) => {

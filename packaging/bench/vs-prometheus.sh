@@ -21,7 +21,11 @@ LOAD_SECS=${LOAD_SECS:-180}
 SERIES=${SERIES:-1000}
 HOURS=${HOURS:-24}
 RUNS=${RUNS:-5}
-OMP=${OMP:-target/release/omp}
+# The binary that ships (static musl) when built, else the host build.
+MUSL=target/x86_64-unknown-linux-musl/release/omp
+if [ -z "${OMP:-}" ]; then
+  if [ -x "$MUSL" ]; then OMP=$MUSL; else OMP=target/release/omp; fi
+fi
 PASSWORD='Bench-pass-123'
 
 for bin in prometheus promtool prometheus-node-exporter curl python3; do
@@ -158,7 +162,7 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2) if $2 > 0 else 'n/a')"; }
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-echo "prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), omp $("$OMP" version | awk '{print $2}')"
+echo "prometheus $(prometheus --version 2>&1 | head -1 | awk '{print $3}'), omp $("$OMP" version | awk '{print $2}') ($OMP)"
 echo
 printf '%-48s %12s %12s %8s  %s\n' "measure" "prometheus" "omp" "ratio" "target"
 printf '%-48s %12s %12s %8s  %s\n' "CPU seconds, scraping $SCRAPED series for ${LOAD_SECS}s" "$PROM_CPU" "$OMP_CPU" "$(ratio "$OMP_CPU" "$PROM_CPU")" "≤ 0.33"

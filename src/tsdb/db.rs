@@ -427,10 +427,14 @@ impl super::Source for Tsdb {
     /// tiers fill only what raw samples no longer cover.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
         let mut out = Vec::new();
+        // Series of one selector tend to hold as many samples as each other: sizing each
+        // vector like the last saves the copies of growing it sample by sample.
+        let mut expect = 0;
         for id in self.head.select_ids(matchers) {
-            let mut raw = Vec::new();
+            let mut raw = Vec::with_capacity(expect);
             self.ring.read(id, mint, maxt, &mut raw);
             self.head.samples_into(id, mint, maxt, &mut raw);
+            expect = raw.len();
             let first_raw = raw.first().map_or(maxt.saturating_add(1), |s| s.0);
             let mut samples = Vec::new();
             self.fill_from_tiers(id, mint, first_raw, &mut samples);

@@ -184,7 +184,12 @@ fn result_body(v: &Value, t: i64) -> Response {
         } else {
             let _ = write!(out, "{}", ms as f64 / 1000.0);
         }
-        let _ = write!(out, ",\"{}\"]", fmt_value(v));
+        // Finite values are written in place: a range answer has millions of them.
+        if v.is_finite() {
+            let _ = write!(out, ",\"{v}\"]");
+        } else {
+            let _ = write!(out, ",\"{}\"]", fmt_value(v));
+        }
     }
     let mut out = String::from(r#"{"status":"success","data":{"resultType":"#);
     match v {
