@@ -373,7 +373,7 @@ pub fn tsdb_file(path: &std::path::Path) -> anyhow::Result<()> {
     db.maintain(newest + 3_600_000)?;
     let bytes = db.ring().bytes();
     println!(
-        "{} samples of {} series: {} bytes in segments, {:.3} bytes/sample",
+        "{} samples of {} series: {} bytes on disk (segments and their indexes), {:.3} bytes/sample",
         report.accepted,
         db.head().series_count(),
         bytes,
@@ -532,7 +532,7 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
             total as f64 / db_secs / 1e6
         );
         println!(
-            "    on disk (segments, incl. index records): {:.3} bytes/sample ({:.1} MiB)",
+            "    on disk (segments and their indexes):     {:.3} bytes/sample ({:.1} MiB)",
             ring_bytes as f64 / total as f64,
             ring_bytes as f64 / 1048576.0
         );

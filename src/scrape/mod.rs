@@ -315,7 +315,11 @@ impl Scraper {
                         let next = st.next_due.entry(t.id.clone()).or_insert(now);
                         let due = *next <= now;
                         if due {
-                            *next = now + Duration::from_secs(t.interval_secs);
+                            // On the schedule, not after the wake-up's lateness: start times
+                            // then stay near their stamps (see `Cache::stamp`).
+                            let every = Duration::from_secs(t.interval_secs);
+                            let planned = *next + every;
+                            *next = if planned > now { planned } else { now + every };
                         }
                         wake = wake.min(*next);
                         due
@@ -429,6 +433,7 @@ impl Scraper {
         base.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         // The cache leaves the lock while this scrape uses it.
         let mut cache = lock(&self.state).caches.remove(&t.id).unwrap_or_default();
+        let now = cache.stamp(now, t.interval_secs as i64 * 1000);
         let planned =
             fetched.and_then(|(body, format)| cache.plan(body, format, &base, now, t.sample_limit));
         let duration = started.elapsed().as_secs_f64();

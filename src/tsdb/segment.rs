@@ -62,6 +62,8 @@ struct Segment {
     active: Option<HashMap<u64, Vec<DiskChunk>>>,
     /// A sealed segment's index file and entry count.
     index: Option<(File, u64)>,
+    /// Chunks in this segment.
+    chunks: u64,
 }
 
 impl Segment {
@@ -295,6 +297,7 @@ impl Ring {
                 max_t: i64::MIN,
                 active: None,
                 index: None,
+                chunks: 0,
             };
             ring.account(&mut seg, &chunks);
             report.chunks += chunks.len();
@@ -338,6 +341,7 @@ impl Ring {
             }
         }
         self.chunks += chunks.len();
+        seg.chunks += chunks.len() as u64;
     }
 
     /// Appends closed chunks `(series, min_t, max_t, bytes)` and syncs them; the oldest
@@ -446,6 +450,7 @@ impl Ring {
             max_t: i64::MIN,
             active: Some(HashMap::new()),
             index: None,
+            chunks: 0,
         });
         Ok(())
     }
@@ -650,8 +655,20 @@ impl Ring {
     }
 
     /// Bytes of every segment file.
+    /// Bytes on disk: segment files and their indexes (the active segment's counted as
+    /// sealing will write it), which is what the disk budget limits.
     pub fn bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.size).sum()
+        self.segments
+            .iter()
+            .map(|s| {
+                let index = if s.chunks > 0 {
+                    (IDX_MAGIC.len() + 4) as u64 + s.chunks * ENTRY as u64
+                } else {
+                    0
+                };
+                s.size + index
+            })
+            .sum()
     }
 
     pub fn segment_count(&self) -> usize {
@@ -745,6 +762,15 @@ mod tests {
             assert_eq!(all(&r, s).len(), 30 * 120, "series {s}");
         }
         assert!(all(&r, 4).is_empty());
+        // The disk figure (and budget) counts every file: segments and sealed indexes, plus
+        // the index the active segment will get.
+        let on_disk: u64 = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        let active = r.segments.back().unwrap();
+        assert!(active.index.is_none());
+        assert_eq!(r.bytes(), on_disk + 12 + active.chunks * ENTRY as u64);
         let mut window = Vec::new();
         r.read(997, 5 * 120 * 15_000, 6 * 120 * 15_000 - 1, &mut window);
         assert_eq!(window.len(), 120);

@@ -180,13 +180,15 @@ fn result_body(v: &Value, t: i64) -> Response {
     fn point(out: &mut String, ms: i64, v: f64) {
         out.push('[');
         if ms % 1000 == 0 {
-            let _ = write!(out, "{}", ms / 1000);
+            out.push_str(itoa::Buffer::new().format(ms / 1000));
         } else {
             let _ = write!(out, "{}", ms as f64 / 1000.0);
         }
         // Finite values are written in place: a range answer has millions of them.
         if v.is_finite() {
-            let _ = write!(out, ",\"{v}\"]");
+            out.push_str(",\"");
+            crate::tsdb::exposition::write_fixed(out, v);
+            out.push_str("\"]");
         } else {
             let _ = write!(out, ",\"{}\"]", fmt_value(v));
         }
