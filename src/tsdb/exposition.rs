@@ -123,24 +123,30 @@ pub fn format_value(v: f64) -> String {
 /// Built from ryu's digits, several times faster than `{}`: range answers hold millions.
 pub fn write_fixed(out: &mut String, v: f64) {
     let mut buf = ryu::Buffer::new();
-    let s = buf.format_finite(v);
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
+    let s = buf.format_finite(v).as_bytes();
+    // ryu writes `-?D+(.D+)?(eX)?` in at most 24 bytes; no allocation on this path.
+    let (neg, s) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
     };
-    let (mantissa, exp) = match s.split_once('e') {
-        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
+    let (mantissa, exp) = match s.iter().position(|b| *b == b'e') {
+        Some(i) => (&s[..i], parse_exp(&s[i + 1..])),
         None => (s, 0),
     };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let (int, frac) = match mantissa.iter().position(|b| *b == b'.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, &[][..]),
+    };
     // The significant digits and where the decimal point goes among them.
-    let mut digits = String::with_capacity(int.len() + frac.len());
-    digits.push_str(int);
-    digits.push_str(frac);
-    let mut point = int.len() as i64 + exp;
-    let lead = digits.len() - digits.trim_start_matches('0').len();
-    point -= lead as i64;
-    let digits = digits[lead..].trim_end_matches('0');
+    let mut d = [0u8; 32];
+    let n = (int.len() + frac.len()).min(d.len());
+    for (slot, b) in d.iter_mut().zip(int.iter().chain(frac)) {
+        *slot = *b;
+    }
+    let lead = d[..n].iter().take_while(|b| **b == b'0').count();
+    let end = n - d[lead..n].iter().rev().take_while(|b| **b == b'0').count();
+    let digits = std::str::from_utf8(&d[lead..end.max(lead)]).unwrap_or("0");
+    let point = int.len() as i64 + exp - lead as i64;
     if neg {
         out.push('-');
     }
@@ -161,6 +167,18 @@ pub fn write_fixed(out: &mut String, v: f64) {
         out.push('.');
         out.push_str(&digits[point as usize..]);
     }
+}
+
+/// The exponent ryu writes after `e` (`-7`, `21`).
+fn parse_exp(b: &[u8]) -> i64 {
+    let (neg, b) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let x = b
+        .iter()
+        .fold(0i64, |acc, c| acc * 10 + i64::from(c.wrapping_sub(b'0')));
+    if neg { -x } else { x }
 }
 
 /// Escapes a label value for output.

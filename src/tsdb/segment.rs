@@ -1,6 +1,7 @@
 //! The ring of segment files: closed chunks leave the head for append-only segment files
 //! of a fixed maximum size (`segment_bytes`); the oldest segment is deleted when the ring
-//! outgrows `max_bytes` or when all its samples are past retention. The newest segment is
+//! (segment files and their indexes) outgrows `max_bytes` or when all its samples are past
+//! retention. The newest segment is
 //! the active one; a full one is sealed: synced, and its chunk index written beside it as
 //! `NNNNNNNNNNNN.idx`, sorted by series, which queries search on disk.
 //!

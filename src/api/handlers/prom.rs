@@ -220,7 +220,7 @@ fn result_body(v: &Value, t: i64) -> Response {
             out.push(']');
         }
         Value::Matrix(m) => {
-            out.reserve(m.iter().map(|r| r.points.len() * 24 + 64).sum());
+            out.reserve(m.iter().map(|r| r.points.len() * 32 + 64).sum());
             out.push_str(r#""matrix","result":["#);
             for (i, r) in m.iter().enumerate() {
                 if i > 0 {
