@@ -4,7 +4,7 @@
 //! briefly. No HTTP here; `api` serves the Prometheus-compatible endpoints from it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::tsdb::promql::{self, QueryLimits, Value};
 const MAX_META: usize = 100_000;
 
 /// What the metadata API tells of a metric family (Prometheus' `type`, `help`, `unit`).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricMeta {
     #[serde(rename = "type")]
     pub kind: String,
@@ -37,6 +37,9 @@ pub struct Metrics {
     limits: QueryLimits,
     maintain_every: Duration,
     meta: Arc<Mutex<HashMap<String, MetricMeta>>>,
+    /// Where the metadata table is kept across restarts (`tsdb/metadata.json`); the mutex
+    /// orders writers so the newest table is the one left on disk.
+    meta_file: Arc<Mutex<PathBuf>>,
     remote: crate::remote_write::RemoteWrite,
 }
 
@@ -62,21 +65,33 @@ impl Metrics {
             "Metrics store opened."
         );
         let (tx, rx) = mpsc::channel(QUEUE);
+        let meta_file = dir.join("metadata.json");
+        let meta = match std::fs::read(&meta_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                // Metadata is refilled by the next scrapes: a damaged file must not stop
+                // the server.
+                tracing::warn!(error = %e, path = %meta_file.display(), "Metric metadata file is damaged: starting without it.");
+                HashMap::new()
+            }),
+            Err(_) => HashMap::new(),
+        };
         Ok((
             Metrics {
                 db: Arc::new(Mutex::new(db)),
                 tx,
                 limits,
                 maintain_every: Duration::from_secs(60),
-                meta: Arc::default(),
+                meta: Arc::new(Mutex::new(meta)),
+                meta_file: Arc::new(Mutex::new(meta_file)),
                 remote: Default::default(),
             },
             IngestQueue(rx),
         ))
     }
 
-    /// Remembers `# TYPE` and `# HELP` of metric families (from scrapes and imports); the
-    /// newest word wins. Held in memory, bounded, refilled by the next scrape after a restart.
+    /// Remembers `# TYPE` and `# HELP` of metric families (from scrapes, imports and
+    /// agents); the newest word wins. Bounded; written to `tsdb/metadata.json` (atomically)
+    /// when something changed, so imports' metadata survives a restart.
     pub fn note_meta(
         &self,
         meta: &std::collections::BTreeMap<String, crate::tsdb::exposition::Meta>,
@@ -84,21 +99,49 @@ impl Metrics {
         if meta.is_empty() {
             return;
         }
-        let mut m = self.meta.lock().unwrap_or_else(|p| p.into_inner());
-        for (name, x) in meta {
-            if m.len() >= MAX_META && !m.contains_key(name) {
-                continue;
+        let mut changed = false;
+        {
+            let mut m = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, x) in meta {
+                if m.len() >= MAX_META && !m.contains_key(name) {
+                    continue;
+                }
+                let e = m.entry(name.clone()).or_default();
+                let before = e.clone();
+                if let Some(k) = &x.kind {
+                    e.kind.clone_from(k);
+                }
+                if let Some(h) = &x.help {
+                    e.help.clone_from(h);
+                }
+                if e.kind.is_empty() {
+                    e.kind = "unknown".into();
+                }
+                changed |= *e != before;
             }
-            let e = m.entry(name.clone()).or_default();
-            if let Some(k) = &x.kind {
-                e.kind = k.clone();
-            }
-            if let Some(h) = &x.help {
-                e.help = h.clone();
-            }
-            if e.kind.is_empty() {
-                e.kind = "unknown".into();
-            }
+        }
+        if changed {
+            self.save_meta();
+        }
+    }
+
+    /// Writes the metadata table (temp file, sync, rename). A failure is logged: the table
+    /// stays in memory and the next change tries again.
+    fn save_meta(&self) {
+        let path = self.meta_file.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = {
+            let m = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+            serde_json::to_vec(&*m)
+        };
+        let tmp = path.with_extension("json.tmp");
+        let res = bytes.map_err(std::io::Error::other).and_then(|b| {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &b)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &*path)
+        });
+        if let Err(e) = res {
+            tracing::warn!(error = %e, path = %path.display(), "Cannot write the metric metadata file.");
         }
     }
 

@@ -281,6 +281,29 @@ fn tsdb_import_backfills_offline_and_through_the_server() {
             .status,
         403
     );
+    // Metadata of an import outlives a restart (no scrape will bring it back).
+    let a = admin.send_raw(
+        "POST",
+        "/api/v1/metrics/import",
+        format!(
+            "# TYPE kept_gauge gauge\n# HELP kept_gauge Kept across restarts.\nkept_gauge 1 {}\n# EOF\n",
+            now - 5
+        )
+        .into_bytes(),
+        &[("content-type", "application/openmetrics-text")],
+    );
+    assert_eq!(a.status, 200, "{}", a.text);
+    let dir = s.stop();
+    let s = server(Some(dir));
+    let m = s
+        .admin()
+        .get("/prometheus/api/v1/metadata?metric=kept_gauge")
+        .body;
+    assert_eq!(m["data"]["kept_gauge"][0]["type"], "gauge", "{m}");
+    assert_eq!(
+        m["data"]["kept_gauge"][0]["help"], "Kept across restarts.",
+        "{m}"
+    );
 }
 
 /// Debian's prometheus-node-exporter on a free loopback port.
