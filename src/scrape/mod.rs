@@ -164,6 +164,16 @@ struct State {
     /// Every target, read from the store once and again after each change (the scrape loop
     /// asks often).
     targets: Option<Arc<Vec<Target>>>,
+    /// Bumped by every change of the targets: a read that raced with one is not kept.
+    targets_gen: u64,
+}
+
+impl State {
+    /// The targets changed: read them again, and scrape a changed one at once.
+    fn invalidate(&mut self) {
+        self.targets = None;
+        self.targets_gen += 1;
+    }
 }
 
 /// The scrape service. Cheap to clone.
@@ -211,9 +221,13 @@ impl Scraper {
 
     /// Every target, shared: read from the store once and again after each change.
     fn shared_targets(&self) -> Result<Arc<Vec<Target>>> {
-        if let Some(t) = &lock(&self.state).targets {
-            return Ok(t.clone());
-        }
+        let seen_gen = {
+            let st = lock(&self.state);
+            if let Some(t) = &st.targets {
+                return Ok(t.clone());
+            }
+            st.targets_gen
+        };
         let mut v: Vec<Target> = (*self.config_targets).clone();
         v.extend(
             self.store
@@ -222,7 +236,16 @@ impl Scraper {
                 .map(|(_, t)| t),
         );
         let v = Arc::new(v);
-        lock(&self.state).targets = Some(v.clone());
+        let mut st = lock(&self.state);
+        if st.targets_gen == seen_gen {
+            // Targets gone leave nothing behind (a scrape in flight may have put its
+            // cache back after the removal).
+            let live = |id: &String| v.iter().any(|t| t.id == *id);
+            st.caches.retain(|id, _| live(id));
+            st.agents.retain(|id, _| live(id));
+            st.health.retain(|id, _| live(id));
+            st.targets = Some(v.clone());
+        }
         Ok(v)
     }
 
@@ -238,7 +261,7 @@ impl Scraper {
         t.validate()?;
         t.id = crate::auth::password::random_hex(6);
         self.store.write(|tx| tx.put(&SCRAPE_TARGETS, &t.id, &t))?;
-        lock(&self.state).targets = None;
+        lock(&self.state).invalidate();
         self.changed.notify_one();
         Ok(t)
     }
@@ -268,7 +291,7 @@ impl Scraper {
         // A changed target is scraped again at once, and its old series may go stale.
         let mut st = lock(&self.state);
         st.next_due.remove(id);
-        st.targets = None;
+        st.invalidate();
         drop(st);
         self.changed.notify_one();
         Ok(t)
@@ -292,7 +315,7 @@ impl Scraper {
         st.next_due.remove(id);
         st.caches.remove(id);
         st.agents.remove(id);
-        st.targets = None;
+        st.invalidate();
         drop(st);
         self.changed.notify_one();
         Ok(t)
@@ -470,6 +493,15 @@ impl Scraper {
         }
         drop(plan);
         let mut st = lock(&self.state);
+        // A target removed while it was being scraped keeps no state (when the list is
+        // being read again, that read prunes it).
+        if st
+            .targets
+            .as_ref()
+            .is_some_and(|ts| !ts.iter().any(|x| x.id == t.id))
+        {
+            return;
+        }
         st.caches.insert(t.id.clone(), cache);
         st.health.insert(
             t.id.clone(),
