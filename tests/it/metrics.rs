@@ -209,6 +209,22 @@ fn tsdb_import_backfills_offline_and_through_the_server() {
     );
     let s = server(Some(sdir));
     let admin = s.admin();
+    // A range answer larger than one streamed chunk (64 KiB) arrives whole and well-formed:
+    // one point a second over the hour the samples cover.
+    let r = admin.get(&format!(
+        "/prometheus/api/v1/query_range?query=backfilled_total&start={}&end={}&step=1",
+        now - 3600,
+        now - 60
+    ));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.len() > 65_536, "{} bytes", r.text.len());
+    let values = r.body["data"]["result"][0]["values"].as_array().unwrap();
+    assert_eq!(
+        values.len(),
+        3541,
+        "every step has a sample in the lookback"
+    );
+    assert_eq!(values[60], json!([now - 3540, "10"]));
     let r = q(
         &admin,
         "count_over_time(backfilled_total{path=\"/a\\\"b\"}[2h])",

@@ -159,7 +159,36 @@ fn ts(ms: i64) -> Json {
 /// A query's answer as Prometheus' JSON, written straight into one buffer: a range answer
 /// has a point per series and step, and building a `serde_json::Value` tree for millions of
 /// points costs more than evaluating the query.
-fn result_body(v: &Value, t: i64) -> Response {
+fn result_body(v: Value, t: i64) -> Response {
+    let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    if !matches!(v, Value::Matrix(_)) {
+        let mut whole = String::new();
+        write_result(&v, t, &mut |s| {
+            whole.push_str(&s);
+            true
+        });
+        return (json, whole).into_response();
+    }
+    // A range answer goes out in chunks while the rest is written (on a blocking thread):
+    // it is never whole in memory (43 MB for 1,000 series over a day at 60 s steps).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    tokio::task::spawn_blocking(move || {
+        write_result(&v, t, &mut |s| tx.blocking_send(Bytes::from(s)).is_ok());
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, std::convert::Infallible>(b), rx))
+    });
+    (json, axum::body::Body::from_stream(chunks)).into_response()
+}
+
+/// Chunks of an answer are handed on when they reach this size.
+const ANSWER_CHUNK: usize = 64 * 1024;
+
+/// Writes a query's answer, handing `emit` chunks of about [`ANSWER_CHUNK`] bytes; stops
+/// when `emit` returns false (the client left).
+fn write_result(v: &Value, t: i64, emit: &mut dyn FnMut(String) -> bool) {
     use std::fmt::Write;
     fn string(out: &mut String, s: &str) {
         // serde_json escapes exactly as JSON requires.
@@ -193,7 +222,8 @@ fn result_body(v: &Value, t: i64) -> Response {
             let _ = write!(out, ",\"{}\"]", fmt_value(v));
         }
     }
-    let mut out = String::from(r#"{"status":"success","data":{"resultType":"#);
+    let mut out = String::with_capacity(ANSWER_CHUNK + 4096);
+    out.push_str(r#"{"status":"success","data":{"resultType":"#);
     match v {
         Value::Scalar(x) => {
             out.push_str(r#""scalar","result":"#);
@@ -220,7 +250,6 @@ fn result_body(v: &Value, t: i64) -> Response {
             out.push(']');
         }
         Value::Matrix(m) => {
-            out.reserve(m.iter().map(|r| r.points.len() * 32 + 64).sum());
             out.push_str(r#""matrix","result":["#);
             for (i, r) in m.iter().enumerate() {
                 if i > 0 {
@@ -234,6 +263,13 @@ fn result_body(v: &Value, t: i64) -> Response {
                         out.push(',');
                     }
                     point(&mut out, *pt, *pv);
+                    if out.len() >= ANSWER_CHUNK {
+                        let full =
+                            std::mem::replace(&mut out, String::with_capacity(ANSWER_CHUNK + 4096));
+                        if !emit(full) {
+                            return;
+                        }
+                    }
                 }
                 out.push_str("]}");
             }
@@ -241,11 +277,7 @@ fn result_body(v: &Value, t: i64) -> Response {
         }
     }
     out.push_str("}}");
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        out,
-    )
-        .into_response()
+    emit(out);
 }
 
 /// Query parameters from the query string and, for POST, the form body.
@@ -277,7 +309,7 @@ pub(crate) async fn query(
     };
     let m = st.metrics.clone();
     match blocking(move || m.query(&expr, t)).await {
-        Some(Ok(v)) => result_body(&v, t),
+        Some(Ok(v)) => result_body(v, t),
         Some(Err(e)) if promql::is_bad_data(&e) => bad(e),
         Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
         None => err(
@@ -312,7 +344,7 @@ pub(crate) async fn query_range(
     };
     let m = st.metrics.clone();
     match blocking(move || m.query_range(&expr, start, end, step)).await {
-        Some(Ok(v)) => result_body(&v, end),
+        Some(Ok(v)) => result_body(v, end),
         Some(Err(e)) if promql::is_bad_data(&e) => bad(e),
         Some(Err(e)) => err(StatusCode::UNPROCESSABLE_ENTITY, "execution", e),
         None => err(
