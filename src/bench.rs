@@ -382,34 +382,37 @@ pub fn tsdb_file(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The data profiles, in the order `bench tsdb-mem --profile` numbers them.
+const PROFILES: [Profile; 3] = [Profile::Cpu, Profile::Agent, Profile::NodeExporter];
+
+/// The labels of the `i`-th benchmark series: `node_cpu_seconds_total` of hosts with 64
+/// CPUs × 8 modes each.
+fn node_cpu_labels(i: usize) -> Vec<(String, String)> {
+    const MODES: [&str; 8] = [
+        "user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice",
+    ];
+    vec![
+        ("__name__".to_string(), "node_cpu_seconds_total".to_string()),
+        ("cpu".to_string(), (i % 64).to_string()),
+        ("instance".to_string(), format!("host-{:05}", i / 512)),
+        ("job".to_string(), "node".to_string()),
+        ("mode".to_string(), MODES[(i / 64) % 8].to_string()),
+    ]
+}
+
 /// `omp bench tsdb-mem`: the RSS growth of this process while a head takes `n` series with
 /// 60 samples each (half a chunk: the average over an open chunk's life), per series.
 pub fn tsdb_mem(profile: usize, n: usize) -> anyhow::Result<()> {
     use crate::tsdb::head::Head;
-    let profile = [Profile::Cpu, Profile::Agent, Profile::NodeExporter]
+    let profile = PROFILES
         .get(profile)
         .copied()
         .ok_or_else(|| anyhow!("profile is 0, 1 or 2"))?;
-    let labels = |i: usize| -> Vec<(String, String)> {
-        vec![
-            ("__name__".to_string(), "node_cpu_seconds_total".to_string()),
-            ("cpu".to_string(), (i % 64).to_string()),
-            ("instance".to_string(), format!("host-{:05}", i / 512)),
-            ("job".to_string(), "node".to_string()),
-            (
-                "mode".to_string(),
-                [
-                    "user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice",
-                ][(i / 64) % 8]
-                    .to_string(),
-            ),
-        ]
-    };
     let start = 1_700_000_000_000i64;
     let before = rss_kib(std::process::id());
     let mut head = Head::new(n + 10);
     let ids: Vec<u64> = (0..n)
-        .map(|i| head.series_id(labels(i)))
+        .map(|i| head.series_id(node_cpu_labels(i)))
         .collect::<Result<_, _>>()?;
     for p in 0..60 {
         for (s, id) in ids.iter().enumerate() {
@@ -436,30 +439,11 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
     let start = 1_700_000_000_000i64;
     let end = start + (points - 1) * step;
     let total = series as i64 * points;
-    let labels: Vec<Vec<(String, String)>> = (0..series)
-        .map(|i| {
-            vec![
-                ("__name__".to_string(), "node_cpu_seconds_total".to_string()),
-                ("cpu".to_string(), (i % 64).to_string()),
-                ("instance".to_string(), format!("host-{:04}", i / 8)),
-                ("job".to_string(), "node".to_string()),
-                (
-                    "mode".to_string(),
-                    [
-                        "user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice",
-                    ][i % 8]
-                        .to_string(),
-                ),
-            ]
-        })
-        .collect();
+    let labels: Vec<Vec<(String, String)>> = (0..series).map(node_cpu_labels).collect();
     println!("omp bench tsdb: {series} series × {hours} h at 15 s = {total} samples per profile");
     // 0. Memory per active series, measured in a fresh process per profile (RSS growth
     //    while a head takes 100,000 series with half-full open chunks).
-    for (i, profile) in [Profile::Cpu, Profile::Agent, Profile::NodeExporter]
-        .iter()
-        .enumerate()
-    {
+    for (i, profile) in PROFILES.iter().enumerate() {
         let out = std::process::Command::new(std::env::current_exe()?)
             .args(["bench", "tsdb-mem", "--profile", &i.to_string()])
             .output()?;
@@ -470,7 +454,7 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
             text.trim()
         );
     }
-    for profile in [Profile::Cpu, Profile::Agent, Profile::NodeExporter] {
+    for profile in PROFILES {
         // 1. In-memory head only: the codec and index on one core.
         let mut head = Head::new(series + 10);
         let ids: Vec<u64> = labels

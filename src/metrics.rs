@@ -234,15 +234,13 @@ impl Metrics {
 
     /// Ingests at once and waits until durable (imports, tests).
     pub fn ingest_now(&self, batch: &[Ingest]) -> std::io::Result<crate::tsdb::db::Ingested> {
-        let res = lock(&self.db).ingest_at(batch, chrono::Utc::now().timestamp_millis())?;
-        // Only durable samples leave the node.
-        self.remote.offer(batch, &res.rejected);
-        Ok(res)
+        self.ingest_known(&[], batch)
     }
 
-    /// Ingests a scrape and waits until durable: samples of series the scrape cache knows
-    /// by id, and new ones by labels. Remote write, when configured, gets the labels of the
-    /// known ones from the head (only then: the point of the cache is no label work).
+    /// Ingests and waits until durable: samples of series known by id (a scrape cache's
+    /// hits) and samples by labels. Only durable samples leave the node: remote write, when
+    /// configured, gets the accepted ones, the known ones with their labels from the head
+    /// (looked up only then: the point of the cache is no label work).
     pub fn ingest_known(
         &self,
         known: &[crate::tsdb::wal::Sample],
@@ -250,10 +248,10 @@ impl Metrics {
     ) -> std::io::Result<crate::tsdb::db::Ingested> {
         let db = &mut *lock(&self.db);
         let res = db.ingest_known_at(known, batch, chrono::Utc::now().timestamp_millis())?;
-        if self.remote.is_active() {
+        if self.remote.is_active() && !known.is_empty() {
             let refused: std::collections::HashSet<usize> =
                 res.rejected_known.iter().map(|(i, _)| *i).collect();
-            let mut all: Vec<Ingest> = known
+            let labelled: Vec<Ingest> = known
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !refused.contains(i))
@@ -265,17 +263,9 @@ impl Metrics {
                     })
                 })
                 .collect();
-            let refused: std::collections::HashSet<usize> =
-                res.rejected.iter().map(|(i, _)| *i).collect();
-            all.extend(
-                batch
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| !refused.contains(i))
-                    .map(|(_, s)| s.clone()),
-            );
-            self.remote.offer(&all, &[]);
+            self.remote.offer(&labelled, &[]);
         }
+        self.remote.offer(batch, &res.rejected);
         Ok(res)
     }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 
 use crate::tsdb::db::{Ingest, Ingested};
-use crate::tsdb::exposition::{self, Format, Limits, Meta};
+use crate::tsdb::exposition::{self, Format, Limits, Line, Meta};
 use crate::tsdb::head::{HeadError, Labels};
 use crate::tsdb::wal::Sample;
 
@@ -96,31 +96,27 @@ impl Cache {
             std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
                 .build_hasher();
         let mut comments = Vec::new();
-        for (i, raw) in body.lines().enumerate() {
-            let at = |e: String| format!("bad exposition text: line {}: {e}", i + 1);
-            if raw.len() > limits.max_line_bytes {
-                return Err(at(format!(
-                    "line longer than {} bytes",
-                    limits.max_line_bytes
-                )));
-            }
-            let l = raw.trim_end_matches('\r').trim_start();
-            if l.is_empty() {
-                continue;
-            }
-            if let Some(c) = l.strip_prefix('#') {
-                if c.trim() == "EOF" {
-                    break;
+        let bad = |e: &dyn std::fmt::Display| format!("bad exposition text: {e}");
+        let mut body_lines = exposition::lines(body, &limits);
+        while let Some(item) = body_lines.next() {
+            let (line, l) = item.map_err(|e| bad(&e))?;
+            let l = match l {
+                Line::Comment(c) => {
+                    meta_hash.write(c.as_bytes());
+                    comments.push(c);
+                    continue;
                 }
-                meta_hash.write(c.as_bytes());
-                comments.push(c);
-                continue;
-            }
-            let (series, v, t) = exposition::split_sample(l, format, &limits).map_err(at)?;
-            lines.push((i, series, v, t));
+                Line::Sample(l) => l,
+            };
+            let (series, v, t) = exposition::split_sample(l, format, &limits)
+                .map_err(|e| bad(&format!("line {line}: {e}")))?;
+            lines.push((line, series, v, t));
             if lines.len() > sample_limit {
                 // Counted to the end for the message; nothing stored.
-                let total = lines.len() + body.lines().skip(i + 1).filter(|l| is_sample(l)).count();
+                let rest = body_lines
+                    .filter(|x| matches!(x, Ok((_, Line::Sample(_)))))
+                    .count();
+                let total = lines.len() + rest;
                 return Err(format!(
                     "{total} samples, over the sample_limit of {sample_limit}"
                 ));
@@ -143,14 +139,14 @@ impl Cache {
         // changes.
         let mut fresh = Vec::new();
         let mut hits = Vec::with_capacity(lines.len());
-        for (i, series, v, t) in &lines {
+        for (line, series, v, t) in &lines {
             if same_base && let Some(e) = self.entries.get(*series) {
                 hits.push(Some(e.id));
                 continue;
             }
             hits.push(None);
             let (name, scraped) = exposition::parse_series(series, &limits)
-                .map_err(|e| format!("bad exposition text: line {}: {e}", i + 1))?;
+                .map_err(|e| bad(&format!("line {line}: {e}")))?;
             fresh.push((
                 *series,
                 Ingest {
@@ -254,11 +250,6 @@ impl Cache {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-}
-
-fn is_sample(l: &str) -> bool {
-    let l = l.trim();
-    !l.is_empty() && !l.starts_with('#')
 }
 
 #[cfg(test)]

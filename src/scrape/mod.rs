@@ -431,7 +431,7 @@ impl Scraper {
         // Bodies are read into a pooled buffer: no fresh 100 KB allocation per scrape.
         let mut buf = lock(&self.state).buffers.pop().unwrap_or_default();
         let fetched = fetch(t, &agent, &mut buf);
-        self.record(t, started, now, fetched.map(|f| (text_of(&buf), f)));
+        self.record(t, started, now, fetched);
         buf.clear();
         let mut st = lock(&self.state);
         // At most a few buffers are kept, and none that a huge body made huge.
@@ -542,13 +542,13 @@ fn format_of(content_type: Option<&str>) -> Format {
     }
 }
 
-/// GETs the target's metrics text; returns it with its format (from the Content-Type).
-/// GETs the target's metrics text into `buf`; returns its format (from the Content-Type).
-fn fetch(
+/// GETs the target's metrics text into `buf`; returns it with its format (from the
+/// Content-Type).
+fn fetch<'b>(
     t: &Target,
     agent: &ureq::Agent,
-    buf: &mut Vec<u8>,
-) -> std::result::Result<Format, String> {
+    buf: &'b mut Vec<u8>,
+) -> std::result::Result<(&'b str, Format), String> {
     use std::io::Read;
     let mut req = agent
         .get(&t.url())
@@ -576,14 +576,9 @@ fn fetch(
         .reader()
         .read_to_end(buf)
         .map_err(|e| format!("reading {} failed: {e}", t.url()))?;
-    std::str::from_utf8(buf)
+    let text = std::str::from_utf8(buf)
         .map_err(|e| format!("{} answered text that is not UTF-8: {e}", t.url()))?;
-    Ok(format)
-}
-
-/// The text of a body [`fetch`] checked to be UTF-8.
-fn text_of(buf: &[u8]) -> &str {
-    std::str::from_utf8(buf).unwrap_or_default()
+    Ok((text, format))
 }
 
 #[cfg(test)]

@@ -226,40 +226,61 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// One meaningful line of exposition text, trimmed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Line<'a> {
+    /// The text after `#` (`# EOF` ends the text instead).
+    Comment(&'a str),
+    /// A sample line, for [`split_sample`] or [`parse_sample`].
+    Sample(&'a str),
+}
+
+/// The meaningful lines of a text with their 1-based numbers, up to `# EOF`; a line over
+/// the length limit is an error (callers stop there).
+pub fn lines<'a>(
+    text: &'a str,
+    limits: &Limits,
+) -> impl Iterator<Item = Result<(usize, Line<'a>), ParseError>> + 'a {
+    let max = limits.max_line_bytes;
+    text.lines()
+        .enumerate()
+        .map(|(i, raw)| (i + 1, raw.trim_end_matches('\r').trim_start(), raw.len()))
+        .take_while(|(_, l, _)| l.strip_prefix('#').is_none_or(|c| c.trim() != "EOF"))
+        .filter(move |(_, l, len)| !l.is_empty() || *len > max)
+        .map(move |(line, l, len)| {
+            if len > max {
+                return Err(ParseError {
+                    line,
+                    message: format!("line longer than {max} bytes"),
+                });
+            }
+            Ok((
+                line,
+                match l.strip_prefix('#') {
+                    Some(c) => Line::Comment(c),
+                    None => Line::Sample(l),
+                },
+            ))
+        })
+}
+
 /// Parses a whole exposition text.
 pub fn parse(text: &str, format: Format, limits: &Limits) -> Result<Parsed, ParseError> {
     let mut out = Parsed::default();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let err = |message: String| ParseError { line, message };
-        if raw.len() > limits.max_line_bytes {
-            return Err(err(format!(
-                "line longer than {} bytes",
-                limits.max_line_bytes
-            )));
+    for item in lines(text, limits) {
+        match item? {
+            (_, Line::Comment(c)) => parse_comment(c, &mut out.meta),
+            (line, Line::Sample(l)) => out.samples.push(
+                parse_sample(l, format, limits).map_err(|message| ParseError { line, message })?,
+            ),
         }
-        let l = raw.trim_end_matches('\r').trim_start();
-        if l.is_empty() {
-            continue;
-        }
-        if let Some(comment) = l.strip_prefix('#') {
-            if parse_comment(comment, &mut out.meta) {
-                break;
-            }
-            continue;
-        }
-        out.samples
-            .push(parse_sample(l, format, limits).map_err(err)?);
     }
     Ok(out)
 }
 
-/// Reads a comment line (the text after `#`) into `meta`; true at `# EOF`.
-pub fn parse_comment(comment: &str, meta: &mut BTreeMap<String, Meta>) -> bool {
+/// Reads a comment line (the text after `#`) into `meta`: `# TYPE` and `# HELP`.
+pub fn parse_comment(comment: &str, meta: &mut BTreeMap<String, Meta>) {
     let comment = comment.trim_start();
-    if comment == "EOF" {
-        return true;
-    }
     let mut parts = comment.splitn(3, [' ', '\t']);
     match (parts.next(), parts.next(), parts.next()) {
         (Some("TYPE"), Some(name), Some(kind)) => {
@@ -275,7 +296,6 @@ pub fn parse_comment(comment: &str, meta: &mut BTreeMap<String, Meta>) -> bool {
         }
         _ => {}
     }
-    false
 }
 
 fn parse_sample(l: &str, format: Format, limits: &Limits) -> Result<Sample, String> {

@@ -262,16 +262,12 @@ impl Head {
     /// Adds a new series under `id` to the maps and the index.
     fn insert(&mut self, id: u64, labels: Labels) {
         for (n, v) in &labels {
-            self.postings
+            let ids = self
+                .postings
                 .entry(n.clone())
                 .or_default()
                 .entry(v.clone())
                 .or_default();
-            let ids = self
-                .postings
-                .get_mut(n)
-                .and_then(|vals| vals.get_mut(v))
-                .expect("just made");
             // Ids grow, so this is mostly a push at the end.
             if let Err(pos) = ids.binary_search(&id) {
                 ids.insert(pos, id);

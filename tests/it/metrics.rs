@@ -649,6 +649,33 @@ struct Victoria {
     _dir: tempfile::TempDir,
 }
 
+impl Victoria {
+    /// The first series of VictoriaMetrics' export for `selector` (URL-encoded) from
+    /// `start` (s), once `enough` accepts its sample count (30 s at most).
+    fn exported(
+        &self,
+        selector: &str,
+        start: i64,
+        enough: impl Fn(usize) -> bool,
+    ) -> Option<Value> {
+        let export = format!(
+            "http://{}/api/v1/export?match[]={selector}&start={start}",
+            self.addr
+        );
+        eventually(30, || {
+            let _ = ureq::get(&format!("http://{}/internal/force_flush", self.addr)).call();
+            let body = ureq::get(&export)
+                .call()
+                .ok()?
+                .body_mut()
+                .read_to_string()
+                .ok()?;
+            let line: Value = serde_json::from_str(body.lines().next()?).ok()?;
+            enough(line["values"].as_array()?.len()).then_some(line)
+        })
+    }
+}
+
 impl Drop for Victoria {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -734,23 +761,9 @@ fn remote_write_reaches_a_real_victoria_metrics() {
     assert_eq!(a.body["accepted"], 10, "{}", a.text);
 
     // VictoriaMetrics has exactly the samples, labels (with escapes) intact.
-    let export = format!(
-        "http://{}/api/v1/export?match[]=rw_test&start={}",
-        vm.addr,
-        now - 60
-    );
-    let got = eventually(30, || {
-        let _ = ureq::get(&format!("http://{}/internal/force_flush", vm.addr)).call();
-        let body = ureq::get(&export)
-            .call()
-            .ok()?
-            .body_mut()
-            .read_to_string()
-            .ok()?;
-        let line: Value = serde_json::from_str(body.lines().next()?).ok()?;
-        (line["values"].as_array()?.len() == 10).then_some(line)
-    })
-    .expect("samples in victoria-metrics");
+    let got = vm
+        .exported("rw_test", now - 60, |n| n == 10)
+        .expect("samples in victoria-metrics");
     assert_eq!(got["metric"]["site"], "a b", "{got}");
     assert_eq!(got["metric"]["path"], "c:\\x", "{got}");
     assert_eq!(got["values"][3], 4.5, "{got}");
@@ -758,23 +771,13 @@ fn remote_write_reaches_a_real_victoria_metrics() {
 
     // Scraped series go out too, also once the scrape cache knows them by id (from the
     // second scrape on, their labels come from the store's head).
-    let export = format!(
-        "http://{}/api/v1/export?match[]=process_cpu_seconds_total%7Bjob%3D%22vmself%22%7D&start={}",
-        vm.addr,
-        now - 60
-    );
-    let got = eventually(30, || {
-        let _ = ureq::get(&format!("http://{}/internal/force_flush", vm.addr)).call();
-        let body = ureq::get(&export)
-            .call()
-            .ok()?
-            .body_mut()
-            .read_to_string()
-            .ok()?;
-        let line: Value = serde_json::from_str(body.lines().next()?).ok()?;
-        (line["values"].as_array()?.len() >= 3).then_some(line)
-    })
-    .expect("scraped samples in victoria-metrics");
+    let got = vm
+        .exported(
+            "process_cpu_seconds_total%7Bjob%3D%22vmself%22%7D",
+            now - 60,
+            |n| n >= 3,
+        )
+        .expect("scraped samples in victoria-metrics");
     assert_eq!(got["metric"]["instance"], vm.addr, "{got}");
 
     let st = eventually(30, || {
