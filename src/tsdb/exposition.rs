@@ -118,69 +118,6 @@ pub fn format_value(v: f64) -> String {
     }
 }
 
-/// Appends a finite `v` as its shortest round-trip decimal without an exponent: what Rust's
-/// `{}` and Go's `strconv.FormatFloat(v, 'f', -1, 64)` (Prometheus' JSON answers) print.
-/// Built from ryu's digits, several times faster than `{}`: range answers hold millions.
-pub fn write_fixed(out: &mut String, v: f64) {
-    let mut buf = ryu::Buffer::new();
-    let s = buf.format_finite(v).as_bytes();
-    // ryu writes `-?D+(.D+)?(eX)?` in at most 24 bytes; no allocation on this path.
-    let (neg, s) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let (mantissa, exp) = match s.iter().position(|b| *b == b'e') {
-        Some(i) => (&s[..i], parse_exp(&s[i + 1..])),
-        None => (s, 0),
-    };
-    let (int, frac) = match mantissa.iter().position(|b| *b == b'.') {
-        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
-        None => (mantissa, &[][..]),
-    };
-    // The significant digits and where the decimal point goes among them.
-    let mut d = [0u8; 32];
-    let n = (int.len() + frac.len()).min(d.len());
-    for (slot, b) in d.iter_mut().zip(int.iter().chain(frac)) {
-        *slot = *b;
-    }
-    let lead = d[..n].iter().take_while(|b| **b == b'0').count();
-    let end = n - d[lead..n].iter().rev().take_while(|b| **b == b'0').count();
-    let digits = std::str::from_utf8(&d[lead..end.max(lead)]).unwrap_or("0");
-    let point = int.len() as i64 + exp - lead as i64;
-    if neg {
-        out.push('-');
-    }
-    if digits.is_empty() {
-        out.push('0');
-        return;
-    }
-    let n = digits.len() as i64;
-    if point <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-point) as usize));
-        out.push_str(digits);
-    } else if point >= n {
-        out.push_str(digits);
-        out.extend(std::iter::repeat_n('0', (point - n) as usize));
-    } else {
-        out.push_str(&digits[..point as usize]);
-        out.push('.');
-        out.push_str(&digits[point as usize..]);
-    }
-}
-
-/// The exponent ryu writes after `e` (`-7`, `21`).
-fn parse_exp(b: &[u8]) -> i64 {
-    let (neg, b) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        _ => (false, b),
-    };
-    let x = b
-        .iter()
-        .fold(0i64, |acc, c| acc * 10 + i64::from(c.wrapping_sub(b'0')));
-    if neg { -x } else { x }
-}
-
 /// Escapes a label value for output.
 pub fn escape_label_value(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -586,32 +523,6 @@ mod tests {
     }
 
     #[test]
-    fn fixed_floats_at_the_edges() {
-        for v in [
-            0.0,
-            -0.0,
-            1.0,
-            -1.0,
-            0.1,
-            100.0,
-            1e21,
-            1e-7,
-            123.456,
-            5e-324,
-            f64::MAX,
-            f64::MIN,
-            1.7e9,
-            0.000181417,
-            6853.101000000001,
-            1.8446744073709552e19,
-        ] {
-            let mut out = String::new();
-            write_fixed(&mut out, v);
-            assert_eq!(out, format!("{v}"), "{v:e}");
-        }
-    }
-
-    #[test]
     fn series_text_is_split_off_without_reading_labels() {
         let l = Limits::default();
         let (series, v, t) =
@@ -651,18 +562,6 @@ mod tests {
             prop_assert_eq!(&s.labels, &sorted);
             prop_assert_eq!(s.value.to_bits() == v.to_bits() || (v.is_nan() && s.value.is_nan()), true);
             prop_assert_eq!(s.timestamp_ms, ts);
-        }
-
-        /// The fast fixed-point writer prints exactly what `{}` prints.
-        #[test]
-        fn fixed_floats_equal_display(bits in any::<u64>(), small in -1e6f64..1e6, int in any::<i32>()) {
-            for v in [f64::from_bits(bits), small, f64::from(int), small / 1e9, small * 1e12] {
-                if v.is_finite() {
-                    let mut out = String::new();
-                    write_fixed(&mut out, v);
-                    prop_assert_eq!(out, format!("{v}"));
-                }
-            }
         }
 
         #[test]

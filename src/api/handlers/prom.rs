@@ -215,9 +215,10 @@ fn write_result(v: &Value, t: i64, emit: &mut dyn FnMut(String) -> bool) {
         }
         // Finite values are written in place: a range answer has millions of them.
         if v.is_finite() {
-            out.push_str(",\"");
-            crate::tsdb::exposition::write_fixed(out, v);
-            out.push_str("\"]");
+            // `{}` is the shortest round-trip decimal without an exponent, as Go's
+            // FormatFloat(v, 'f', -1, 64) in Prometheus' answers. (ryu's digits were tried
+            // here: faster, but they break ties between two shortest forms differently.)
+            let _ = write!(out, ",\"{v}\"]");
         } else {
             let _ = write!(out, ",\"{}\"]", fmt_value(v));
         }
