@@ -371,6 +371,7 @@ pub fn tsdb_file(path: &std::path::Path) -> anyhow::Result<()> {
     .map_err(|e| anyhow!(e))?;
     // An hour after the newest sample every open chunk counts as idle: all go to disk.
     db.maintain(newest + 3_600_000)?;
+    db.seal_segment()?;
     let bytes = db.ring().bytes();
     println!(
         "{} samples of {} series: {} bytes on disk (segments and their indexes), {:.3} bytes/sample",
@@ -495,6 +496,7 @@ pub fn tsdb(series: usize, hours: i64) -> anyhow::Result<()> {
         }
         db.maintain(end)?;
         let db_secs = t1.elapsed().as_secs_f64();
+        db.seal_segment()?;
         let ring_bytes = db.ring().bytes();
         let in_memory = db.head().chunk_bytes();
         let wal_bytes = db.wal_bytes();

@@ -6,77 +6,142 @@
 //!
 //! Layout: a format byte, then
 //! - `0`: a Gorilla chunk as `chunk` writes it (any values: NaN, ±Inf, staleness markers);
-//! - `1`, decimal: `count` (LEB128), `t0` (zig-zag LEB128), `k` (byte: values are integers
-//!   / 10^k), `mode` (byte: bit 0 = value residuals are deltas of deltas rather than deltas,
-//!   bit 1 = regular timestamps: every interval equals the first), `width` (byte), `v0`
-//!   (zig-zag LEB128 of the first integer), with bit 0 the first value delta, with bit 1 the
+//! - `2`, decimal: `count` (LEB128), `t0` (zig-zag LEB128), `k` (byte: values are integers
+//!   scaled by 10^-k), `mode` (byte: bit 0 = value residuals are deltas of deltas rather than
+//!   deltas, bit 1 = regular timestamps: every interval equals the first, bit 2 = values are
+//!   the integer *times* 10^-k rather than divided by 10^k — what exporters that compute
+//!   `ms * 0.001` write), `small` and `big` (bytes: residual widths), `gcd` (LEB128: every
+//!   residual is a multiple of it — byte counters move in pages or sectors), `v0` (zig-zag
+//!   LEB128 of the first integer), with bit 0 the first value delta, with bit 1 the
 //!   interval (both zig-zag LEB128); then one bit stream: per later sample its timestamp
-//!   delta-of-delta in Gorilla's buckets (absent for regular timestamps) and, unless
-//!   `width` is 0 (all residuals zero), its value residual as `0` (zero) or `1` + `width`
-//!   bits of the zig-zagged residual. A constant gauge scraped on time costs ~20 bytes.
+//!   delta-of-delta in Gorilla's buckets (absent for regular timestamps) and, unless `big`
+//!   is 0 (all residuals zero), its residual / `gcd`, zig-zagged, as `0` (zero), `1` + `big`
+//!   bits when `small == big`, else `10` + `small` bits or `11` + `big` bits (one rare large
+//!   residual no longer widens every other). A constant gauge scraped on time costs ~20
+//!   bytes.
+//! - `1`: the decimal format of 0.1 (still read): as `2` without `small`, `gcd` and mode
+//!   bit 2; one `width` byte.
 //!
 //! A chunk is written decimal only when every value decodes back to the same bits (so -0.0,
 //! NaN, infinities and values with too many digits keep Gorilla); `k` is the smallest that
-//! works and the mode the one that yields fewer bits.
+//! works, and of deltas and deltas of deltas the one that yields fewer bits is kept.
 
 use super::bits::{BitReader, BitWriter};
 use super::chunk::{ChunkIter, read_dod, write_dod};
 use super::varint::{get_uvarint, put_uvarint, unzigzag, zigzag};
 
 const GORILLA: u8 = 0;
-const DECIMAL: u8 = 1;
+/// The decimal format 0.1 wrote.
+const DECIMAL_V1: u8 = 1;
+const DECIMAL: u8 = 2;
 const MAX_K: usize = 9;
 const POW10: [f64; MAX_K + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+const NEG10: [f64; MAX_K + 1] = [1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9];
+const MODE_DOD: u8 = 1;
+const MODE_REGULAR: u8 = 2;
+const MODE_TIMES: u8 = 4;
 
-/// The smallest `k` for which `v` is an integer / 10^k, as decoding computes it.
-fn min_k(v: f64) -> Option<usize> {
-    (0..=MAX_K).find(|&k| fits(v, k).is_some())
+/// How an integer becomes a value again: divided by 10^k, or times 10^-k.
+fn scale(i: i64, k: usize, times: bool) -> f64 {
+    if times {
+        i as f64 * NEG10[k]
+    } else {
+        i as f64 / POW10[k]
+    }
 }
 
-/// `v * 10^k` as an integer if dividing it by 10^k gives `v` back bit for bit (this also
-/// keeps -0.0 out).
-fn fits(v: f64, k: usize) -> Option<i64> {
-    let p = POW10[k];
-    let m = (v * p).round();
+/// The smallest `k` for which `v` is an integer scaled by 10^-k, as decoding computes it.
+fn min_k(v: f64, times: bool) -> Option<usize> {
+    (0..=MAX_K).find(|&k| fits(v, k, times).is_some())
+}
+
+/// `v * 10^k` as an integer if scaling it back gives `v` bit for bit (this also keeps -0.0
+/// out).
+fn fits(v: f64, k: usize, times: bool) -> Option<i64> {
+    let m = (v * POW10[k]).round();
     if !m.is_finite() || m.abs() > 9_007_199_254_740_992.0 {
         return None;
     }
     let i = m as i64;
-    ((i as f64 / p).to_bits() == v.to_bits()).then_some(i)
+    (scale(i, k, times).to_bits() == v.to_bits()).then_some(i)
 }
 
-/// The integers `v * 10^k` for the smallest `k` that gives every value back bit for bit.
-/// Starts from the first value's `k` and only moves up when a value needs it, so a chunk
-/// costs one pass in the common case.
-fn as_decimals(samples: &[(i64, f64)]) -> Option<(u8, Vec<i64>)> {
-    let mut k = min_k(samples.first()?.1)?;
-    'k: loop {
-        let mut ints = Vec::with_capacity(samples.len());
-        for (_, v) in samples {
-            match fits(*v, k) {
-                Some(i) => ints.push(i),
-                None => {
-                    k = min_k(*v)?.max(k + 1);
-                    if k > MAX_K {
-                        return None;
+/// The integers `v * 10^k` for the smallest `k` that gives every value back bit for bit,
+/// and whether they are scaled back by multiplying. Starts from the first value's `k` and
+/// only moves up when a value needs it, so a chunk costs one pass in the common case.
+fn as_decimals(samples: &[(i64, f64)]) -> Option<(u8, bool, Vec<i64>)> {
+    let scaled = |times: bool| -> Option<(u8, bool, Vec<i64>)> {
+        let mut k = min_k(samples.first()?.1, times)?;
+        'k: loop {
+            let mut ints = Vec::with_capacity(samples.len());
+            for (_, v) in samples {
+                match fits(*v, k, times) {
+                    Some(i) => ints.push(i),
+                    None => {
+                        k = min_k(*v, times)?.max(k + 1);
+                        if k > MAX_K {
+                            return None;
+                        }
+                        continue 'k;
                     }
-                    continue 'k;
                 }
             }
+            return Some((k as u8, times, ints));
         }
-        return Some((k as u8, ints));
-    }
+    };
+    scaled(false).or_else(|| scaled(true))
 }
 
 fn bits_of(r: i64) -> u8 {
     64 - zigzag(r).leading_zeros() as u8
 }
 
-/// Cost in bits and width of coding `residuals` as `0` / `1`+width bits.
-fn cost(residuals: &[i64]) -> (usize, u8) {
-    let width = residuals.iter().map(|r| bits_of(*r)).max().unwrap_or(0);
-    let nonzero = residuals.iter().filter(|r| **r != 0).count();
-    (residuals.len() + nonzero * width as usize, width)
+/// How a residual stream is coded: divided by `gcd`, widths `small` ≤ `big`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Coding {
+    bits: usize,
+    gcd: u64,
+    small: u8,
+    big: u8,
+}
+
+/// The cheapest coding of `residuals`: divided by their greatest common divisor, each as
+/// `0`, or with one width `1` + `big` bits, or with two `10` + `small` / `11` + `big` bits.
+fn plan(residuals: &[i64]) -> Coding {
+    let g = residuals
+        .iter()
+        .fold(0u64, |g, r| gcd(g, r.unsigned_abs()))
+        .clamp(1, i64::MAX as u64);
+    let mut hist = [0usize; 65];
+    for r in residuals {
+        hist[bits_of(r / g as i64) as usize] += 1;
+    }
+    let big = (0..=64).rev().find(|&w| hist[w] > 0).unwrap_or(0);
+    let nonzero: usize = hist[1..].iter().sum();
+    let mut best = Coding {
+        bits: residuals.len() + nonzero * big,
+        gcd: g,
+        small: big as u8,
+        big: big as u8,
+    };
+    // With two widths every nonzero residual carries one more flag bit.
+    let mut below = 0;
+    for (small, n) in hist.iter().enumerate().take(big).skip(1) {
+        below += n;
+        let bits = residuals.len() + nonzero + below * small + (nonzero - below) * big;
+        if bits < best.bits {
+            best.bits = bits;
+            best.small = small as u8;
+        }
+    }
+    best
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Encodes the samples of a closed chunk (time-ordered, at least one).
@@ -95,26 +160,30 @@ pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
 }
 
 fn encode_decimal(samples: &[(i64, f64)]) -> Option<Vec<u8>> {
-    let (k, ints) = as_decimals(samples)?;
+    let (k, times, ints) = as_decimals(samples)?;
     let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     let dods: Vec<i64> = deltas.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-    let (delta_cost, delta_w) = cost(&deltas);
-    let (dod_cost, dod_w) = cost(&dods);
-    let use_dod = deltas.len() > 1 && dod_cost < delta_cost;
-    let (mode, width, residuals) = if use_dod {
-        (1u8, dod_w, &dods)
+    let by_delta = plan(&deltas);
+    let by_dod = plan(&dods);
+    let use_dod = deltas.len() > 1 && by_dod.bits < by_delta.bits;
+    let (mut mode, c, residuals) = if use_dod {
+        (MODE_DOD, by_dod, &dods)
     } else {
-        (0u8, delta_w, &deltas)
+        (0, by_delta, &deltas)
     };
-    if width > 64 {
-        return None;
-    }
     let interval = samples.get(1).map_or(0, |s| s.0 - samples[0].0);
     let regular = samples.windows(2).all(|w| w[1].0 - w[0].0 == interval);
+    if regular {
+        mode |= MODE_REGULAR;
+    }
+    if times {
+        mode |= MODE_TIMES;
+    }
     let mut out = vec![DECIMAL];
     put_uvarint(&mut out, samples.len() as u64);
     put_uvarint(&mut out, zigzag(samples[0].0));
-    out.extend_from_slice(&[k, mode | if regular { 2 } else { 0 }, width]);
+    out.extend_from_slice(&[k, mode, c.small, c.big]);
+    put_uvarint(&mut out, c.gcd);
     put_uvarint(&mut out, zigzag(ints[0]));
     if use_dod {
         put_uvarint(&mut out, zigzag(deltas[0]));
@@ -134,13 +203,18 @@ fn encode_decimal(samples: &[(i64, f64)]) -> Option<Vec<u8>> {
             last_delta = delta;
             last_t = *t;
         }
-        if i > skip && width > 0 {
-            let r = residuals[i - 1 - skip];
+        if i > skip && c.big > 0 {
+            let r = residuals[i - 1 - skip] / c.gcd as i64;
             if r == 0 {
                 w.write_bit(false);
+            } else if c.small == c.big {
+                w.write_bit(true);
+                w.write_bits(zigzag(r), c.big);
             } else {
                 w.write_bit(true);
-                w.write_bits(zigzag(r), width);
+                let wide = bits_of(r) > c.small;
+                w.write_bit(wide);
+                w.write_bits(zigzag(r), if wide { c.big } else { c.small });
             }
         }
     }
@@ -155,8 +229,8 @@ pub fn decode_into(bytes: &[u8], mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>
         Some(&GORILLA) => {
             out.extend(ChunkIter::new(&bytes[1..]).filter(|(t, _)| (mint..=maxt).contains(t)))
         }
-        Some(&DECIMAL) => {
-            let _ = decode_decimal(&bytes[1..], mint, maxt, out);
+        Some(&f @ (DECIMAL | DECIMAL_V1)) => {
+            let _ = decode_decimal(&bytes[1..], f, mint, maxt, out);
         }
         _ => {}
     }
@@ -169,30 +243,45 @@ pub fn decode(bytes: &[u8]) -> Vec<(i64, f64)> {
     v
 }
 
-fn decode_decimal(b: &[u8], mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) -> Option<()> {
+fn decode_decimal(
+    b: &[u8],
+    format: u8,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<(i64, f64)>,
+) -> Option<()> {
     let mut pos = 0;
     let count = get_uvarint(b, &mut pos)? as usize;
     let mut t = unzigzag(get_uvarint(b, &mut pos)?);
-    let (k, mode, width) = (*b.get(pos)?, *b.get(pos + 1)?, *b.get(pos + 2)?);
-    pos += 3;
-    let p = *POW10.get(k as usize)?;
-    if width > 64 {
+    let (k, mut mode) = (*b.get(pos)? as usize, *b.get(pos + 1)?);
+    pos += 2;
+    let (small, big, g) = if format == DECIMAL_V1 {
+        mode &= MODE_DOD | MODE_REGULAR;
+        pos += 1;
+        (*b.get(pos - 1)?, *b.get(pos - 1)?, 1)
+    } else {
+        pos += 2;
+        let (small, big) = (*b.get(pos - 2)?, *b.get(pos - 1)?);
+        (small, big, get_uvarint(b, &mut pos)? as i64)
+    };
+    if k > MAX_K || small > big || big > 64 || g < 1 {
         return None;
     }
+    let times = mode & MODE_TIMES != 0;
     let mut v = unzigzag(get_uvarint(b, &mut pos)?);
-    let mut delta_v = if mode & 1 == 1 {
+    let mut delta_v = if mode & MODE_DOD != 0 {
         unzigzag(get_uvarint(b, &mut pos)?)
     } else {
         0
     };
-    let interval = if mode & 2 == 2 {
+    let interval = if mode & MODE_REGULAR != 0 {
         Some(unzigzag(get_uvarint(b, &mut pos)?))
     } else {
         None
     };
     let mut push = |t: i64, v: i64| {
         if (mint..=maxt).contains(&t) {
-            out.push((t, v as f64 / p));
+            out.push((t, scale(v, k, times)));
         }
     };
     push(t, v);
@@ -207,15 +296,20 @@ fn decode_decimal(b: &[u8], mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) -> 
         if t > maxt {
             return Some(());
         }
-        if mode & 1 == 1 && i == 1 {
+        if mode & MODE_DOD != 0 && i == 1 {
             v = v.wrapping_add(delta_v);
         } else {
-            let res = if width > 0 && r.read_bit()? {
-                unzigzag(r.read_bits(width)?)
+            let res = if big > 0 && r.read_bit()? {
+                let w = if small == big || !r.read_bit()? {
+                    small
+                } else {
+                    big
+                };
+                unzigzag(r.read_bits(w)?).wrapping_mul(g)
             } else {
                 0
             };
-            if mode & 1 == 1 {
+            if mode & MODE_DOD != 0 {
                 delta_v = delta_v.wrapping_add(res);
                 v = v.wrapping_add(delta_v);
             } else {
@@ -275,6 +369,73 @@ mod tests {
     }
 
     #[test]
+    fn chunks_of_the_first_decimal_format_still_read() {
+        // Bytes 0.1 wrote: jittered timestamps with dod residuals, and a regular series.
+        let v1 = [
+            1, 5, 128, 160, 171, 254, 249, 98, 2, 1, 4, 208, 15, 6, 195, 169, 135, 32, 1, 249, 127,
+            229, 192,
+        ];
+        let want: Vec<(i64, f64)> = (0..5)
+            .map(|i| {
+                let t = 1_700_000_000_000 + i * 15_000 + if i == 3 { 7 } else { 0 };
+                (t, (1000 + i * i * 3) as f64 / 100.0)
+            })
+            .collect();
+        assert!(same(&decode(&v1), &want), "{:?}", decode(&v1));
+        let v1 = [
+            1, 4, 128, 160, 171, 254, 249, 98, 0, 3, 0, 10, 2, 176, 234, 1,
+        ];
+        let want: Vec<(i64, f64)> = (0..4)
+            .map(|i| (1_700_000_000_000 + i * 15_000, 5.0 + i as f64))
+            .collect();
+        assert!(same(&decode(&v1), &want));
+        assert_eq!(encode(&want)[0], DECIMAL);
+    }
+
+    #[test]
+    fn residual_codings() {
+        // (residuals, gcd, small, big)
+        let cases: Vec<(Vec<i64>, u64, u8, u8)> = vec![
+            (vec![0, 0, 0], 1, 0, 0),
+            (vec![4096, -8192, 0, 4096 * 3], 4096, 3, 3),
+            // One large residual among small ones: two widths.
+            (vec![1, -1, 2, 1, 1, -2, 1, 1, 1, 1, 1_000_000], 1, 3, 21),
+            (vec![5, 7, -6], 1, 4, 4),
+        ];
+        for (r, g, small, big) in cases {
+            let c = plan(&r);
+            assert_eq!((c.gcd, c.small, c.big), (g, small, big), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn page_counters_and_scaled_seconds_stay_decimal() {
+        // Memory in pages of 4096 bytes: the gcd takes 12 bits off every residual.
+        let mem = series(|i| (1_000_000 + (i * 7919) % 503) as f64 * 4096.0);
+        let b = encode(&mem);
+        assert_eq!(b[0], DECIMAL);
+        assert!(b.len() < 170, "{} bytes", b.len());
+        assert!(same(&decode(&b), &mem));
+        // Milliseconds times 0.001 (not / 1000): a different last bit for some values.
+        let secs = series(|i| (12_345_678 + i * 977) as f64 * 0.001);
+        assert!(
+            secs.iter()
+                .any(|(_, v)| fits(*v, 3, false).is_none() && fits(*v, 3, true).is_some())
+        );
+        let b = encode(&secs);
+        // Format, count (1 byte), t0 (6 bytes), k, mode.
+        assert_eq!((b[0], b[8], b[9] & MODE_TIMES), (DECIMAL, 3, MODE_TIMES));
+        assert!(same(&decode(&b), &secs));
+        // Damaged headers are refused, never a panic.
+        for cut in 0..b.len() {
+            let _ = decode(&b[..cut]);
+        }
+        let mut bad = b.clone();
+        bad[8] = 99; // k
+        assert!(decode(&bad).is_empty());
+    }
+
+    #[test]
     fn odd_values_keep_gorilla() {
         for v in [
             f64::NAN,
@@ -282,7 +443,7 @@ mod tests {
             -0.0,
             f64::from_bits(crate::tsdb::STALE_NAN),
             1e300,
-            0.1 + 0.2,
+            1.0 / 3.0,
         ] {
             let s = vec![(0, 1.0), (1000, v), (2000, 2.0)];
             let b = encode(&s);
@@ -316,16 +477,46 @@ mod tests {
             let mut s = Vec::new();
             for (dt, kind, x) in steps {
                 t += dt;
-                let v = match kind % 6 {
+                let v = match kind % 7 {
                     0 => x as f64 / 10f64.powi(k as i32),
                     1 => f64::from_bits((x as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
                     2 => 7.0,
                     3 => x as f64 * 4096.0,
                     4 => (x as f64).sqrt(),
+                    5 => x as f64 * 0.001,
                     _ => -(x as f64) / 100.0,
                 };
                 s.push((t, v));
             }
+            let b = encode(&s);
+            prop_assert!(same(&decode(&b), &s));
+        }
+
+        #[test]
+        fn one_kind_chunks_round_trip(
+            regular in any::<bool>(),
+            kind in 0u8..5,
+            xs in proptest::collection::vec(-1_000_000_000i64..1_000_000_000, 1..200),
+            spike in any::<i64>(),
+        ) {
+            let mut s: Vec<(i64, f64)> = xs
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    let t = i as i64 * 15_000 + if regular { 0 } else { x % 20 };
+                    let v = match kind {
+                        0 => *x as f64 * 4096.0,
+                        1 => *x as f64 * 0.001,
+                        2 => (i as i64 * 1500 + x % 50) as f64 / 100.0,
+                        3 => (x / 1000) as f64,
+                        _ => 3.0,
+                    };
+                    (t, v)
+                })
+                .collect();
+            // A rare wide residual (or a huge integer) among small ones.
+            let mid = s.len() / 2;
+            s[mid].1 = (spike >> 12) as f64;
             let b = encode(&s);
             prop_assert!(same(&decode(&b), &s));
         }
