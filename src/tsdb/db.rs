@@ -433,11 +433,37 @@ impl super::Source for Tsdb {
     /// the three never overlap in time, because chunks reach the ring only once closed and
     /// tiers fill only what raw samples no longer cover.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        let ids = self.head.select_ids(matchers);
+        // Decoding is most of a large selection's time and each series decodes on its
+        // own: with more than one core, the series are split among threads.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        if threads < 2 || ids.len() < 64 {
+            return self.select_ids(&ids, mint, maxt);
+        }
+        let per = ids.len().div_ceil(threads);
+        std::thread::scope(|sc| {
+            let parts: Vec<_> = ids
+                .chunks(per)
+                .map(|part| sc.spawn(move || self.select_ids(part, mint, maxt)))
+                .collect();
+            parts
+                .into_iter()
+                // A panic is a bug: it reaches the caller rather than a partial answer.
+                .flat_map(|p| p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+}
+
+impl Tsdb {
+    /// The samples of `ids` in `[mint, maxt]` with their labels (series without any are
+    /// left out).
+    fn select_ids(&self, ids: &[u64], mint: i64, maxt: i64) -> Vec<(Labels, Vec<(i64, f64)>)> {
         let mut out = Vec::new();
         // Series of one selector tend to hold as many samples as each other: sizing each
         // vector like the last saves the copies of growing it sample by sample.
         let mut expect = 0;
-        for id in self.head.select_ids(matchers) {
+        for &id in ids {
             let mut raw = Vec::with_capacity(expect);
             self.ring.read(id, mint, maxt, &mut raw);
             self.head.samples_into(id, mint, maxt, &mut raw);
@@ -548,6 +574,32 @@ mod tests {
     fn count(db: &Tsdb, name: &str) -> Vec<(i64, f64)> {
         let mut got = Source::select(db, &[Matcher::eq("__name__", name)], i64::MIN, i64::MAX);
         got.pop().map(|(_, v)| v).unwrap_or_default()
+    }
+
+    #[test]
+    fn large_selections_split_among_threads_answer_as_one() {
+        let d = tempfile::tempdir().unwrap();
+        let (mut db, _) = Tsdb::open(d.path(), TsdbOptions::default()).unwrap();
+        let batch: Vec<Ingest> = (0..300i64)
+            .flat_map(|s| {
+                (0..=s % 5).map(move |t| Ingest {
+                    labels: l("many", &format!("i{s}")),
+                    t: 1_000 * t,
+                    v: (s * 10 + t) as f64,
+                })
+            })
+            .collect();
+        db.ingest(&batch).unwrap();
+        let ms = [Matcher::eq("__name__", "many")];
+        let got = Source::select(&db, &ms, i64::MIN, i64::MAX);
+        let ids = db.head().select_ids(&ms);
+        assert_eq!(got, db.select_ids(&ids, i64::MIN, i64::MAX));
+        assert_eq!(got.len(), 300);
+        assert_eq!(got.iter().map(|(_, p)| p.len()).sum::<usize>(), batch.len());
+        // A window cuts every series alike.
+        let cut = Source::select(&db, &ms, 1_000, 2_000);
+        assert!(cut.iter().all(|(_, p)| p.iter().all(|s| (1_000..=2_000).contains(&s.0))));
+        assert_eq!(cut.len(), 300 - 60);
     }
 
     #[test]

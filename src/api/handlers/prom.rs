@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::api::AppState;
 use crate::tsdb::head::Labels;
-use crate::tsdb::promql::{self, Value};
+use crate::tsdb::promql::{self, Range, Value};
 
 /// Decodes `a=1&b=%20x+y` into pairs (repeated keys kept, as `match[]` needs).
 pub(crate) fn form_pairs(s: &str) -> Vec<(String, String)> {
@@ -144,6 +144,13 @@ fn put_value(v: f64, mut put: impl FnMut(&[u8])) {
         put(b"NaN");
     } else if v.is_infinite() {
         put(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else if v == 0.0 {
+        put(if v.is_sign_negative() { b"-0" } else { b"0" });
+    } else if v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 {
+        // An integer below 2^53 is its own shortest form (its neighbours are at most 1
+        // apart); counters and gauges are mostly integers, and itoa is several times
+        // faster than the general path.
+        put(itoa::Buffer::new().format(v as i64).as_bytes());
     } else {
         go_float(v, put);
     }
@@ -291,37 +298,120 @@ impl std::fmt::Write for Answer {
     }
 }
 
+fn string(out: &mut Answer, s: &str) {
+    // serde_json escapes exactly as JSON requires.
+    out.put(serde_json::to_string(s).unwrap_or_default().as_bytes());
+}
+
+fn label_set(out: &mut Answer, l: &Labels) {
+    out.put(b"{");
+    for (i, (k, v)) in l.iter().enumerate() {
+        if i > 0 {
+            out.put(b",");
+        }
+        string(out, k);
+        out.put(b":");
+        string(out, v);
+    }
+    out.put(b"}");
+}
+
+fn point(out: &mut Answer, ms: i64, v: f64) {
+    use std::fmt::Write;
+    out.put(b"[");
+    if ms % 1000 == 0 {
+        out.put(itoa::Buffer::new().format(ms / 1000).as_bytes());
+    } else {
+        let _ = write!(out, "{}", ms as f64 / 1000.0);
+    }
+    out.put(b",\"");
+    put_value(v, |b| out.put(b));
+    out.put(b"\"]");
+}
+
+/// One series of a range answer (after a comma unless it is the first); false when `emit`
+/// refused a chunk.
+fn write_series(
+    out: &mut Answer,
+    r: &Range,
+    first: bool,
+    emit: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> bool {
+    if !first {
+        out.put(b",");
+    }
+    out.put(br#"{"metric":"#);
+    label_set(out, &r.labels);
+    out.put(br#","values":["#);
+    for (j, (pt, pv)) in r.points.iter().enumerate() {
+        if j > 0 {
+            out.put(b",");
+        }
+        point(out, *pt, *pv);
+        if out.len() >= ANSWER_CHUNK && !emit(out.take()) {
+            return false;
+        }
+    }
+    out.put(b"]}");
+    true
+}
+
+/// Series a writer thread takes at a time.
+const SERIES_PER_BLOCK: usize = 16;
+
+/// The series of a range answer. Writing the values is most of a large answer's time and
+/// every series is written on its own, so with more than one core blocks of series are
+/// written on one thread per core and handed on in order (each thread at most a few
+/// blocks ahead: the answer is still never whole in memory). False when `emit` refused.
+fn write_matrix(m: &[Range], out: &mut Answer, emit: &mut dyn FnMut(Vec<u8>) -> bool) -> bool {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if workers < 2 || m.len() < 2 * SERIES_PER_BLOCK {
+        return m
+            .iter()
+            .enumerate()
+            .all(|(i, r)| write_series(out, r, i == 0, emit));
+    }
+    if !emit(out.take()) {
+        return false;
+    }
+    let blocks: Vec<&[Range]> = m.chunks(SERIES_PER_BLOCK).collect();
+    std::thread::scope(|sc| {
+        let mut written = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(2);
+            let blocks = &blocks;
+            sc.spawn(move || {
+                for (b, series) in blocks.iter().enumerate().skip(w).step_by(workers) {
+                    let (mut a, mut parts) = (Answer::new(), Vec::new());
+                    for (i, r) in series.iter().enumerate() {
+                        write_series(&mut a, r, b == 0 && i == 0, &mut |c| {
+                            parts.push(c);
+                            true
+                        });
+                    }
+                    parts.push(a.take());
+                    // The receiver is gone when the client left.
+                    if tx.send(parts).is_err() {
+                        return;
+                    }
+                }
+            });
+            written.push(rx);
+        }
+        // Leaving this closure drops the receivers: writers still running stop at their
+        // next block.
+        (0..blocks.len()).all(|b| {
+            written[b % workers]
+                .recv()
+                .is_ok_and(|parts| parts.into_iter().all(&mut *emit))
+        })
+    })
+}
+
 /// Writes a query's answer, handing `emit` chunks of about [`ANSWER_CHUNK`] bytes; stops
 /// when `emit` returns false (the client left).
 fn write_result(v: &Value, t: i64, emit: &mut dyn FnMut(Vec<u8>) -> bool) {
     use std::fmt::Write;
-    fn string(out: &mut Answer, s: &str) {
-        // serde_json escapes exactly as JSON requires.
-        out.put(serde_json::to_string(s).unwrap_or_default().as_bytes());
-    }
-    fn labels(out: &mut Answer, l: &Labels) {
-        out.put(b"{");
-        for (i, (k, v)) in l.iter().enumerate() {
-            if i > 0 {
-                out.put(b",");
-            }
-            string(out, k);
-            out.put(b":");
-            string(out, v);
-        }
-        out.put(b"}");
-    }
-    fn point(out: &mut Answer, ms: i64, v: f64) {
-        out.put(b"[");
-        if ms % 1000 == 0 {
-            out.put(itoa::Buffer::new().format(ms / 1000).as_bytes());
-        } else {
-            let _ = write!(out, "{}", ms as f64 / 1000.0);
-        }
-        out.put(b",\"");
-        put_value(v, |b| out.put(b));
-        out.put(b"\"]");
-    }
     let mut out = Answer::new();
     out.put(br#"{"status":"success","data":{"resultType":"#);
     match v {
@@ -342,7 +432,7 @@ fn write_result(v: &Value, t: i64, emit: &mut dyn FnMut(Vec<u8>) -> bool) {
                     out.put(b",");
                 }
                 out.put(br#"{"metric":"#);
-                labels(&mut out, &e.labels);
+                label_set(&mut out, &e.labels);
                 out.put(br#","value":"#);
                 point(&mut out, t, e.v);
                 out.put(b"}");
@@ -351,23 +441,8 @@ fn write_result(v: &Value, t: i64, emit: &mut dyn FnMut(Vec<u8>) -> bool) {
         }
         Value::Matrix(m) => {
             out.put(br#""matrix","result":["#);
-            for (i, r) in m.iter().enumerate() {
-                if i > 0 {
-                    out.put(b",");
-                }
-                out.put(br#"{"metric":"#);
-                labels(&mut out, &r.labels);
-                out.put(br#","values":["#);
-                for (j, (pt, pv)) in r.points.iter().enumerate() {
-                    if j > 0 {
-                        out.put(b",");
-                    }
-                    point(&mut out, *pt, *pv);
-                    if out.len() >= ANSWER_CHUNK && !emit(out.take()) {
-                        return;
-                    }
-                }
-                out.put(b"]}");
+            if !write_matrix(m, &mut out, emit) {
+                return;
             }
             out.put(b"]");
         }
@@ -700,6 +775,9 @@ mod tests {
             (5e-324, format!("0.{z323}5")),
             (1.0, "1".into()),
             (123.0, "123".into()),
+            (-5.0, "-5".into()),
+            (9007199254740991.0, "9007199254740991".into()),
+            (4503599627370497.0, "4503599627370497".into()),
             (-0.001, "-0.001".into()),
             (0.0, "0".into()),
             (-0.0, "-0".into()),
@@ -714,6 +792,18 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn integers_and_short_decimals_as_rust_writes_them(
+            i in -(1i64 << 53)..(1i64 << 53),
+            k in 0i32..6,
+        ) {
+            // Decimals kept below 2^40, where no two shortest forms can tie.
+            let d = (i >> 13) as f64;
+            for v in [i as f64, d / 10f64.powi(k), d * 0.001] {
+                proptest::prop_assert_eq!(fmt_value(v), format!("{v}"));
+            }
+        }
+
+        #[test]
         fn values_read_back_and_are_shortest(bits in proptest::prelude::any::<u64>()) {
             let v = f64::from_bits(bits);
             proptest::prop_assume!(v.is_finite());
@@ -726,6 +816,41 @@ mod tests {
             let diff: Vec<(u8, u8)> = ours.bytes().zip(rust.bytes()).filter(|(a, b)| a != b).collect();
             proptest::prop_assert!(diff.is_empty() || (diff.len() == 1 && diff[0].0.abs_diff(diff[0].1) == 1), "{} {}", ours, rust);
         }
+    }
+
+    #[test]
+    fn range_answers_written_on_several_threads_come_out_in_order() {
+        // More series than one block per thread, points enough for several chunks each.
+        let m: Vec<Range> = (0..150)
+            .map(|i| Range {
+                labels: vec![("instance".into(), format!("i\"{i}"))],
+                points: (0..(i % 7) * 300)
+                    .map(|j| (1_700_000_000_000 + j * 60_000, (i * j) as f64 / 7.0))
+                    .collect(),
+            })
+            .collect();
+        let want = json!({"status": "success", "data": {"resultType": "matrix", "result":
+            m.iter().map(|r| json!({"metric": metric(&r.labels), "values":
+                r.points.iter().map(|(t, v)| json!([ts(*t), fmt_value(*v)])).collect::<Vec<_>>()
+            })).collect::<Vec<_>>()
+        }});
+        let v = Value::Matrix(m);
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        write_result(&v, 0, &mut |c| {
+            got.extend(c);
+            chunks += 1;
+            true
+        });
+        assert!(chunks > 10, "{chunks} chunks");
+        assert_eq!(serde_json::from_slice::<Json>(&got).unwrap(), want);
+        // A client that leaves after the first chunks stops the writers.
+        let mut taken = 0;
+        write_result(&v, 0, &mut |_| {
+            taken += 1;
+            taken < 3
+        });
+        assert_eq!(taken, 3);
     }
 
     #[test]
