@@ -62,6 +62,7 @@ impl Metrics {
             series = report.series,
             samples = report.samples,
             truncated_bytes = report.truncated_bytes,
+            rebuilt_indexes = report.rebuilt_indexes,
             "Metrics store opened."
         );
         let (tx, rx) = mpsc::channel(QUEUE);

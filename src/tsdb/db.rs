@@ -79,6 +79,9 @@ pub struct OpenReport {
     pub segments: usize,
     pub disk_chunks: usize,
     pub segment_bytes_truncated: u64,
+    /// Segment indexes (raw and tiers) that were missing, damaged or of an older format and
+    /// were rebuilt by scanning their segments.
+    pub rebuilt_indexes: usize,
 }
 
 /// What one maintenance pass did.
@@ -111,7 +114,7 @@ impl Tsdb {
         )?;
         // The tiers get a share of the disk budget: 1/8 for minutes, 1/32 for hours.
         let tier_segment = (opts.segment_bytes / 8).max(4096);
-        let tiers = Tiers::open(
+        let (tiers, tier_rebuilt) = Tiers::open(
             dir,
             tier_segment,
             (opts.max_disk_bytes / 8).max(2 * tier_segment),
@@ -125,6 +128,7 @@ impl Tsdb {
             segments: ring_report.segments,
             disk_chunks: ring_report.chunks,
             segment_bytes_truncated: ring_report.truncated,
+            rebuilt_indexes: ring_report.rebuilt_indexes + tier_rebuilt,
             ..Default::default()
         };
         for r in replay.records {
@@ -598,7 +602,10 @@ mod tests {
         assert_eq!(got.iter().map(|(_, p)| p.len()).sum::<usize>(), batch.len());
         // A window cuts every series alike.
         let cut = Source::select(&db, &ms, 1_000, 2_000);
-        assert!(cut.iter().all(|(_, p)| p.iter().all(|s| (1_000..=2_000).contains(&s.0))));
+        assert!(
+            cut.iter()
+                .all(|(_, p)| p.iter().all(|s| (1_000..=2_000).contains(&s.0)))
+        );
         assert_eq!(cut.len(), 300 - 60);
     }
 
@@ -636,11 +643,18 @@ mod tests {
             assert_eq!(r.accepted, 0);
         }
         std::fs::rename(&saved, &wal).unwrap();
-        let (db, rep) = Tsdb::open(d.path(), opts.clone()).unwrap();
+        let (mut db, rep) = Tsdb::open(d.path(), opts.clone()).unwrap();
         assert_eq!(rep.disk_chunks, 8);
+        assert_eq!(rep.rebuilt_indexes, 0, "indexes written are read back");
         let got = count(&db, "m");
         assert_eq!(got.len(), 1000, "each sample exactly once");
         assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+        // Sealed raw segments and their tiers reopen from their indexes.
+        db.seal_segment().unwrap();
+        drop(db);
+        let (db, rep) = Tsdb::open(d.path(), opts.clone()).unwrap();
+        assert_eq!(rep.rebuilt_indexes, 0);
+        assert_eq!(count(&db, "m").len(), 1000);
     }
 
     #[test]

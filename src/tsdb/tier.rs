@@ -157,17 +157,21 @@ pub struct Tiers {
 }
 
 impl Tiers {
-    /// Opens `dir/tier-1m` and `dir/tier-1h` with these disk budgets.
+    /// Opens `dir/tier-1m` and `dir/tier-1h` with these disk budgets; with the count of
+    /// indexes rebuilt.
     pub fn open(
         dir: &Path,
         segment_bytes: u64,
         minute_bytes: u64,
         hour_bytes: u64,
-    ) -> std::io::Result<Tiers> {
-        let (minute, _) =
+    ) -> std::io::Result<(Tiers, usize)> {
+        let (minute, m) =
             Ring::open_with(&dir.join("tier-1m"), segment_bytes, minute_bytes, bounds)?;
-        let (hour, _) = Ring::open_with(&dir.join("tier-1h"), segment_bytes, hour_bytes, bounds)?;
-        Ok(Tiers { minute, hour })
+        let (hour, h) = Ring::open_with(&dir.join("tier-1h"), segment_bytes, hour_bytes, bounds)?;
+        Ok((
+            Tiers { minute, hour },
+            m.rebuilt_indexes + h.rebuilt_indexes,
+        ))
     }
 
     /// Adds the tiers of one sealed raw segment: per series, its samples in time order.
