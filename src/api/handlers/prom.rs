@@ -281,8 +281,18 @@ impl Answer {
         self.buf.len()
     }
 
+    /// Appends `s`. Pieces are mostly 1 to 20 bytes: `extend_from_slice` copies each with
+    /// a `memcpy` call, which in the static binary's libc (musl) costs several times the
+    /// copy itself, so short pieces go byte by byte.
     fn put(&mut self, s: &[u8]) {
-        self.buf.extend_from_slice(s);
+        if s.len() <= 24 {
+            self.buf.reserve(s.len());
+            for &c in s {
+                self.buf.push(c);
+            }
+        } else {
+            self.buf.extend_from_slice(s);
+        }
     }
 
     /// The bytes written so far; the answer starts over empty.
