@@ -42,8 +42,12 @@ const MODE_REGULAR: u8 = 2;
 const MODE_TIMES: u8 = 4;
 
 /// How an integer becomes a value again: divided by 10^k, or times 10^-k.
+#[inline]
 fn scale(i: i64, k: usize, times: bool) -> f64 {
-    if times {
+    // Integers (counters, byte gauges) need no division.
+    if k == 0 {
+        i as f64
+    } else if times {
         i as f64 * NEG10[k]
     } else {
         i as f64 / POW10[k]

@@ -284,6 +284,7 @@ impl Answer {
     /// Appends `s`. Pieces are mostly 1 to 20 bytes: `extend_from_slice` copies each with
     /// a `memcpy` call, which in the static binary's libc (musl) costs several times the
     /// copy itself, so short pieces go byte by byte.
+    #[inline]
     fn put(&mut self, s: &[u8]) {
         if s.len() <= 24 {
             self.buf.reserve(s.len());
