@@ -440,7 +440,7 @@ impl super::Source for Tsdb {
         let ids = self.head.select_ids(matchers);
         // Decoding is most of a large selection's time and each series decodes on its
         // own: with more than one core, the series are split among threads.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let threads = super::cores();
         if threads < 2 || ids.len() < 64 {
             return self.select_ids(&ids, mint, maxt);
         }

@@ -1,9 +1,10 @@
 //! The embedded time-series engine (issue 4). Built bottom-up as sans-IO cores with a thin
-//! file layer: `bits` (bit streams), `chunk` (Gorilla XOR chunks), `exposition` (the
-//! Prometheus/OpenMetrics text parser), `head` (series, inverted index, matchers, chunk
-//! lists, retention), `wal` (the checksummed write-ahead log). The ring of segment files,
-//! downsampling, ingestion from agents and scrapes, and the PromQL evaluator come next.
-//! `tsdb` never does network I/O.
+//! file layer: `bits` (bit streams), `varint`, `chunk` (Gorilla XOR chunks for open
+//! chunks), `compact` (closed chunks), `exposition` (the Prometheus/OpenMetrics text
+//! parser), `head` (series, inverted index, matchers, chunk lists, retention), `idhash`,
+//! `wal` (the checksummed write-ahead log), `segment` (the ring of segment files and their
+//! indexes), `tier` (1 m / 1 h downsampling), `db` (all of them as one store) and `promql`
+//! (the query engine). `tsdb` never does network I/O.
 
 pub mod bits;
 pub mod chunk;
@@ -29,6 +30,13 @@ pub trait Source {
         mint: i64,
         maxt: i64,
     ) -> Vec<(head::Labels, Vec<(i64, f64)>)>;
+}
+
+/// Threads a large query may split its work among: the cores this process may use (up to
+/// four), looked up once.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
 }
 
 /// Prometheus' staleness marker: a NaN with this exact bit pattern marks a series as gone.

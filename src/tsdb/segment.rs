@@ -681,7 +681,9 @@ impl Ring {
                 true => row(i + 1).map_or(idx.table, |(_, next)| next),
                 false => idx.table,
             };
-            if first > series || end < at {
+            // A block holds 32 entries of five LEB128 numbers: anything longer is damage,
+            // which must not make the reader allocate.
+            if first > series || end < at || (end - at) as usize > BLOCK * 5 * 10 {
                 break;
             }
             buf.resize((end - at) as usize, 0);

@@ -375,7 +375,7 @@ const SERIES_PER_BLOCK: usize = 16;
 /// written on one thread per core and handed on in order (each thread at most a few
 /// blocks ahead: the answer is still never whole in memory). False when `emit` refused.
 fn write_matrix(m: &[Range], out: &mut Answer, emit: &mut dyn FnMut(Vec<u8>) -> bool) -> bool {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let workers = crate::tsdb::cores();
     if workers < 2 || m.len() < 2 * SERIES_PER_BLOCK {
         return m
             .iter()
