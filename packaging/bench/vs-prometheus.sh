@@ -61,6 +61,7 @@ start_prometheus() { # storage dir, config → sets PROM_PID, PROM
     --web.listen-address=127.0.0.1:0 >"$WORK/prom.log" 2>&1 &
   PROM_PID=$!; PIDS+=("$PROM_PID")
   wait_log "$WORK/prom.log" 'Server is ready'
+  wait_log "$WORK/prom.log" 'msg="Listening on"' # logged by another goroutine, either first
   PROM="http://$(grep -m1 'msg="Listening on"' "$WORK/prom.log" | sed 's/.*address=//')"
 }
 

@@ -63,7 +63,10 @@ impl Prometheus {
             }
         });
         let mut addr = None;
+        let mut ready = false;
         let mut log = String::new();
+        // "Listening on" (with the port) comes from another goroutine than "Server is
+        // ready": either may be logged first, so wait for both.
         while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
             log.push_str(&line);
             log.push('\n');
@@ -72,7 +75,8 @@ impl Prometheus {
             {
                 addr = Some(a.trim().to_string());
             }
-            if line.contains("Server is ready to receive web requests") {
+            ready |= line.contains("Server is ready to receive web requests");
+            if ready && addr.is_some() {
                 break;
             }
         }
