@@ -418,11 +418,15 @@ impl Scraper {
             match st.agents.get(&t.id) {
                 Some((timeout, a)) if *timeout == t.timeout_secs => a.clone(),
                 _ => {
-                    let a: ureq::Agent = ureq::Agent::config_builder()
+                    let config = ureq::Agent::config_builder()
                         .http_status_as_error(false)
                         .timeout_global(Some(Duration::from_secs(t.timeout_secs)))
-                        .build()
-                        .into();
+                        .build();
+                    let a = ureq::Agent::with_parts(
+                        config,
+                        ureq::unversioned::transport::DefaultConnector::default(),
+                        LiteralFirst::default(),
+                    );
                     st.agents.insert(t.id.clone(), (t.timeout_secs, a.clone()));
                     a
                 }
@@ -581,9 +585,66 @@ fn fetch<'b>(
     Ok((text, format))
 }
 
+/// ureq's resolver, except that a target given as an IP address is used as it is. With a
+/// timeout set, ureq resolves every request on a new thread (even `127.0.0.1:9100`, even
+/// on a kept-alive connection): a thread started and ended per scrape, with its stack
+/// mapped and unmapped, was a large part of the scraper's CPU.
+#[derive(Debug, Default)]
+struct LiteralFirst(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if let Some(addr) = literal_addr(uri) {
+            let mut out = self.empty();
+            out.push(addr);
+            return Ok(out);
+        }
+        self.0.resolve(uri, config, timeout)
+    }
+}
+
+/// The socket address of a URI whose host is an IP address (`[…]` for IPv6).
+fn literal_addr(uri: &ureq::http::Uri) -> Option<std::net::SocketAddr> {
+    let host = uri.host()?;
+    let ip: std::net::IpAddr = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()?;
+    let port = uri.port_u16().or(match uri.scheme_str()? {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some(std::net::SocketAddr::new(ip, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_targets_skip_the_resolver() {
+        let cases = [
+            ("http://127.0.0.1:9100/metrics", Some("127.0.0.1:9100")),
+            ("http://[::1]:9100/metrics", Some("[::1]:9100")),
+            ("https://10.0.0.7/metrics", Some("10.0.0.7:443")),
+            ("http://10.0.0.7/metrics", Some("10.0.0.7:80")),
+            ("http://node-1:9100/metrics", None),
+            ("http://localhost:9100/metrics", None),
+        ];
+        for (url, want) in cases {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            let want = want.map(|w| w.parse::<std::net::SocketAddr>().unwrap());
+            assert_eq!(literal_addr(&uri), want, "{url}");
+        }
+    }
 
     fn t() -> Target {
         serde_json::from_value(serde_json::json!({"job": "node", "target": "127.0.0.1:9100"}))
