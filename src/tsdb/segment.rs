@@ -672,15 +672,17 @@ impl Ring {
         let mut out = Vec::new();
         let mut entries = Vec::with_capacity(BLOCK);
         let mut buf = Vec::new();
-        for i in lo.saturating_sub(1)..idx.blocks {
-            let Some((first, at)) = row(i) else {
+        let start = lo.saturating_sub(1);
+        let mut cur = (start < idx.blocks).then(|| row(start)).flatten();
+        for i in start..idx.blocks {
+            let Some((first, at)) = cur else {
                 break;
             };
-            // The last block ends where the table begins.
-            let end = match i + 1 < idx.blocks {
-                true => row(i + 1).map_or(idx.table, |(_, next)| next),
-                false => idx.table,
-            };
+            // Each row is read once: a block ends where the next begins, the last one
+            // where the table begins.
+            let next = (i + 1 < idx.blocks).then(|| row(i + 1)).flatten();
+            let end = next.map_or(idx.table, |(_, next_at)| next_at);
+            cur = next;
             // A block holds 32 entries of five LEB128 numbers: anything longer is damage,
             // which must not make the reader allocate.
             if first > series || end < at || (end - at) as usize > BLOCK * 5 * 10 {
