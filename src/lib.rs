@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod hosts;
 pub mod lifecycle;
+pub mod memtrim;
 pub mod metrics;
 pub mod model;
 pub mod proto;

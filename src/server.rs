@@ -116,6 +116,7 @@ pub async fn run(
     tasks.spawn(metrics.run_maintenance(stop_rx.clone()));
     tasks.spawn(scraper.run(stop_rx.clone()));
     tasks.spawn(remote.run(stop_rx.clone()));
+    tasks.spawn(release_startup_pages(stop_rx.clone()));
     if local_agent {
         tasks.spawn(run_local_agent(
             hosts,
@@ -215,6 +216,19 @@ async fn session_janitor(auth: Auth, mut stop: tokio::sync::watch::Receiver<bool
             Ok(Err(e)) => tracing::warn!(error = %e, "Purging expired sessions failed."),
             _ => {}
         }
+    }
+}
+
+/// Once start-up is over (and the first scrapes and agent hellos with it), drops the
+/// binary's pages only start-up used (see `memtrim`).
+async fn release_startup_pages(mut stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+        _ = stop.changed() => return,
+    }
+    match crate::memtrim::release_binary_pages() {
+        Ok(bytes) => tracing::debug!(bytes, "Start-up pages of the binary released."),
+        Err(e) => tracing::debug!(error = %e, "Releasing start-up pages failed."),
     }
 }
 

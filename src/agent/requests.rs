@@ -20,17 +20,28 @@ pub async fn answer(request: AgentRequest) -> AgentReply {
         })
 }
 
+/// One HTTP client per timeout, kept for the agent's life: its idle connections to the
+/// exporters are reused by the next scrape instead of opened anew.
+fn client(timeout_secs: u64) -> ureq::Agent {
+    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<HashMap<u64, ureq::Agent>>> =
+        std::sync::OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    clients
+        .entry(timeout_secs)
+        // The server asks at the target's interval, which the request does not carry.
+        .or_insert_with(|| crate::scrape::http_agent(timeout_secs, 60))
+        .clone()
+}
+
 fn scrape(r: &ScrapeRequest) -> AgentReply {
     let failed = |message: String| AgentReply::Failed { message };
     if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
         return failed(format!("refusing to fetch {}: not an http(s) URL", r.url));
     }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(r.timeout_secs.clamp(1, 3600))))
-        .build()
-        .into();
-    let mut req = agent
+    let mut req = client(r.timeout_secs.clamp(1, 3600))
         .get(&r.url)
         .header("accept", crate::scrape::ACCEPT)
         .header("user-agent", &format!("omp-agent/{}", crate::version()));

@@ -156,8 +156,8 @@ struct State {
     /// staleness markers).
     caches: HashMap<String, cache::Cache>,
     /// Per target: an HTTP agent (keeps the connection alive between scrapes) and the
-    /// timeout it was made with.
-    agents: HashMap<String, (u64, ureq::Agent)>,
+    /// timeout and interval it was made for.
+    agents: HashMap<String, ((u64, u64), ureq::Agent)>,
     next_due: HashMap<String, Instant>,
     /// Body buffers of finished scrapes, for the next ones.
     buffers: Vec<Vec<u8>>,
@@ -416,18 +416,11 @@ impl Scraper {
         let agent = {
             let mut st = lock(&self.state);
             match st.agents.get(&t.id) {
-                Some((timeout, a)) if *timeout == t.timeout_secs => a.clone(),
+                Some((made_for, a)) if *made_for == (t.timeout_secs, t.interval_secs) => a.clone(),
                 _ => {
-                    let config = ureq::Agent::config_builder()
-                        .http_status_as_error(false)
-                        .timeout_global(Some(Duration::from_secs(t.timeout_secs)))
-                        .build();
-                    let a = ureq::Agent::with_parts(
-                        config,
-                        ureq::unversioned::transport::DefaultConnector::default(),
-                        LiteralFirst::default(),
-                    );
-                    st.agents.insert(t.id.clone(), (t.timeout_secs, a.clone()));
+                    let a = http_agent(t.timeout_secs, t.interval_secs);
+                    let made_for = (t.timeout_secs, t.interval_secs);
+                    st.agents.insert(t.id.clone(), (made_for, a.clone()));
                     a
                 }
             }
@@ -585,6 +578,30 @@ fn fetch<'b>(
     Ok((text, format))
 }
 
+/// The HTTP client of one scrape target (the server's) or one timeout (an agent's).
+///
+/// Its idle connection is kept past the next scrape (ureq drops idle connections after
+/// 15 s, the default interval: each scrape opened a new one). Its buffers are sized for
+/// scraping: a request is a few hundred bytes (ureq's default output buffer is 128 KiB) and
+/// a response header is at most 64 KiB (ureq's cap; its default input buffer is 128 KiB), and
+/// each kept connection holds both.
+pub(crate) fn http_agent(timeout_secs: u64, interval_secs: u64) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(timeout_secs)))
+        .max_idle_age(Duration::from_secs(interval_secs.saturating_mul(2).max(60)))
+        .max_idle_connections_per_host(1)
+        .input_buffer_size(64 * 1024)
+        .max_response_header_size(64 * 1024)
+        .output_buffer_size(16 * 1024)
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        LiteralFirst::default(),
+    )
+}
+
 /// ureq's resolver, except that a target given as an IP address is used as it is. With a
 /// timeout set, ureq resolves every request on a new thread (even `127.0.0.1:9100`, even
 /// on a kept-alive connection): a thread started and ended per scrape, with its stack
@@ -644,6 +661,53 @@ mod tests {
             let want = want.map(|w| w.parse::<std::net::SocketAddr>().unwrap());
             assert_eq!(literal_addr(&uri), want, "{url}");
         }
+    }
+
+    /// Scrapes of a target reuse one connection, and the agent keeps it idle past the next
+    /// scrape (ureq's default of 15 s equals the default interval).
+    #[test]
+    fn scrapes_reuse_their_connection() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            let body = "up_test 1\n";
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            w.write_all(head.as_bytes()).unwrap();
+                            w.write_all(body.as_bytes()).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        let mut target = t();
+        target.target = addr.to_string();
+        let agent = http_agent(target.timeout_secs, 15);
+        assert!(agent.config().max_idle_age() >= Duration::from_secs(30));
+        for _ in 0..3 {
+            let mut buf = Vec::new();
+            let (text, _) = fetch(&target, &agent, &mut buf).expect("scrape");
+            assert_eq!(text, "up_test 1\n");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     fn t() -> Target {
