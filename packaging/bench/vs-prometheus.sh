@@ -55,6 +55,8 @@ cpu_secs() { # utime + stime of PID in seconds
   awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat"
 }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# RSS split: anonymous (heap, stacks) / file-backed (the binary's own pages, mapped files).
+rss_split() { awk '/RssAnon/ {a = $2} /RssFile/ {f = $2} END {printf "%.1f / %.1f", a / 1024, f / 1024}' "/proc/$1/status"; }
 
 start_prometheus() { # storage dir, config → sets PROM_PID, PROM
   prometheus --config.file="$2" --storage.tsdb.path="$1" --storage.tsdb.retention.time=30d \
@@ -102,6 +104,7 @@ p0=$(cpu_secs "$PROM_PID"); o0=$(cpu_secs "$OMP_PID")
 sleep "$LOAD_SECS"
 p1=$(cpu_secs "$PROM_PID"); o1=$(cpu_secs "$OMP_PID")
 PROM_RSS=$(rss_mib "$PROM_PID"); OMP_RSS=$(rss_mib "$OMP_PID")
+PROM_SPLIT=$(rss_split "$PROM_PID"); OMP_SPLIT=$(rss_split "$OMP_PID")
 OMP_CPU=$(python3 -c "print(round($o1 - $o0, 2))")
 PROM_CPU=$(python3 -c "print(round($p1 - $p0, 2))")
 SCRAPED=$(curl -fsS "$PROM/api/v1/query" --data-urlencode 'query=count({job="node"})' |
@@ -168,6 +171,7 @@ echo
 printf '%-48s %12s %12s %8s  %s\n' "measure" "prometheus" "omp" "ratio" "target"
 printf '%-48s %12s %12s %8s  %s\n' "CPU seconds, scraping $SCRAPED series for ${LOAD_SECS}s" "$PROM_CPU" "$OMP_CPU" "$(ratio "$OMP_CPU" "$PROM_CPU")" "≤ 0.33"
 printf '%-48s %12s %12s %8s  %s\n' "RSS MiB after the scrape load" "$PROM_RSS" "$OMP_RSS" "$(ratio "$OMP_RSS" "$PROM_RSS")" "≤ 0.20"
+printf '%-48s %12s %12s\n' "  of which anonymous / file-backed MiB" "$PROM_SPLIT" "$OMP_SPLIT"
 for q in "${QUERIES[@]}"; do
   pt=$(time_query "$PROM/api/v1/query_range" "x-none: 1" "$q"); cp "$WORK/answer" "$WORK/p.json"
   ot=$(time_query "$OMPURL/prometheus/api/v1/query_range" "authorization: Bearer $TOKEN" "$q"); cp "$WORK/answer" "$WORK/o.json"

@@ -488,7 +488,7 @@ impl Scraper {
             Ok(res) => cache.learn(&plan, &res),
             Err(e) => tracing::error!(error = %e, "Storing scraped samples failed."),
         }
-        drop(plan);
+        cache.recycle(plan);
         let mut st = lock(&self.state);
         // A target removed while it was being scraped keeps no state (when the list is
         // being read again, that read prunes it).

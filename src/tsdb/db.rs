@@ -101,7 +101,13 @@ pub struct Tsdb {
     opts: TsdbOptions,
     /// Size of the log right after the last checkpoint.
     checkpointed: u64,
+    /// The accepted samples' vector of the last ingest, kept for its capacity (one is
+    /// filled per scrape; with musl's allocator a fresh one cost a `mmap`/`munmap` pair).
+    spare_samples: Vec<Sample>,
 }
+
+/// The most samples whose vector is kept between ingests.
+const KEEP_SAMPLES: usize = 1 << 16;
 
 impl Tsdb {
     /// Opens the store in `dir`, replaying the log.
@@ -160,6 +166,7 @@ impl Tsdb {
                 ring,
                 tiers,
                 opts,
+                spare_samples: Vec::new(),
             },
             report,
         ))
@@ -221,7 +228,9 @@ impl Tsdb {
             ..Default::default()
         };
         let mut records = Vec::new();
-        let mut samples = Vec::with_capacity(batch.len() + known.len());
+        let mut samples = std::mem::take(&mut self.spare_samples);
+        samples.clear();
+        samples.reserve(batch.len() + known.len());
         for (i, s) in known.iter().enumerate() {
             let refused = if s.t < min_t {
                 Some(HeadError::TooOld(s.t))
@@ -280,6 +289,11 @@ impl Tsdb {
         }
         if !records.is_empty() {
             self.wal.append_records(&records)?;
+        }
+        if let Some(Record::Samples(s)) = records.pop()
+            && s.capacity() <= KEEP_SAMPLES
+        {
+            self.spare_samples = s;
         }
         if self.head.closed_bytes() > self.opts.flush_bytes {
             self.flush()?;

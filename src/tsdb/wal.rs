@@ -62,35 +62,44 @@ pub fn encode_record(batch: &[Sample]) -> Vec<u8> {
 
 /// Encodes one record (header included).
 pub fn encode(rec: &Record) -> Vec<u8> {
-    let mut p = Vec::new();
+    let mut out = Vec::new();
+    encode_into(rec, &mut out);
+    out
+}
+
+/// Appends one encoded record (header included) to `out`.
+pub fn encode_into(rec: &Record, out: &mut Vec<u8>) {
+    let start = out.len();
+    // Length and CRC, filled in once the payload is written.
+    out.extend_from_slice(&[0; 8]);
     match rec {
         Record::Series { id, labels } => {
-            p.push(1);
-            put_uvarint(&mut p, *id);
-            put_uvarint(&mut p, labels.len() as u64);
+            out.push(1);
+            put_uvarint(out, *id);
+            put_uvarint(out, labels.len() as u64);
             for (n, v) in labels {
-                put_str(&mut p, n);
-                put_str(&mut p, v);
+                put_str(out, n);
+                put_str(out, v);
             }
         }
         Record::Samples(batch) => {
-            p.reserve(batch.len() * 12 + 8);
-            p.push(2);
-            put_uvarint(&mut p, batch.len() as u64);
+            out.reserve(batch.len() * 12 + 8);
+            out.push(2);
+            put_uvarint(out, batch.len() as u64);
             let mut prev_t = 0i64;
             for s in batch {
-                put_uvarint(&mut p, s.series);
-                put_uvarint(&mut p, zigzag(s.t.wrapping_sub(prev_t)));
-                p.extend_from_slice(&s.v.to_bits().to_le_bytes());
+                put_uvarint(out, s.series);
+                put_uvarint(out, zigzag(s.t.wrapping_sub(prev_t)));
+                out.extend_from_slice(&s.v.to_bits().to_le_bytes());
                 prev_t = s.t;
             }
         }
     }
-    let mut out = Vec::with_capacity(p.len() + 8);
-    out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
-    out.extend_from_slice(&p);
-    out
+    let payload = start + 8;
+    let len = (out.len() - payload) as u32;
+    let crc = crc32fast::hash(&out[payload..]);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..payload].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn decode_payload(p: &[u8]) -> Option<Record> {
@@ -154,7 +163,12 @@ pub struct Wal {
     file: File,
     path: PathBuf,
     size: u64,
+    /// The encoding buffer, kept between appends unless a large batch made it large.
+    buf: Vec<u8>,
 }
+
+/// The largest encoding buffer kept between appends.
+const KEEP_BUF: usize = 1 << 20;
 
 /// What replay found.
 #[derive(Debug, Default, PartialEq)]
@@ -186,6 +200,7 @@ impl Wal {
                 file,
                 path: path.to_path_buf(),
                 size: good as u64,
+                buf: Vec::new(),
             },
             Replay { records, truncated },
         ))
@@ -198,20 +213,27 @@ impl Wal {
 
     /// Appends records with one sync for all (group commit).
     pub fn append_records(&mut self, records: &[Record]) -> std::io::Result<()> {
-        let mut buf = Vec::new();
+        // One buffer for every append (a scrape's record is ~10 KB): a fresh one each time
+        // was allocated, grown and freed per scrape.
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
         for r in records {
-            buf.extend_from_slice(&encode(r));
+            encode_into(r, &mut buf);
         }
-        if let Err(e) = self
+        let written = self
             .file
             .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
-        {
+            .and_then(|_| self.file.sync_data());
+        let len = buf.len() as u64;
+        if buf.capacity() <= KEEP_BUF {
+            self.buf = buf;
+        }
+        if let Err(e) = written {
             // A partial write (full disk) must not stay in front of later records.
             let _ = self.file.set_len(self.size);
             return Err(e);
         }
-        self.size += buf.len() as u64;
+        self.size += len;
         Ok(())
     }
 
