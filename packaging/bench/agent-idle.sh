@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Idle cost of a real `omp agent` beside Debian's prometheus-node-exporter, in one run on
 # the same machine: RSS and CPU over a window, and the ratios. node_exporter is scraped
-# every 15 s (as Prometheus would); the agent sends its heartbeats. Until the metrics
-# release the agent collects no metrics, so this compares the agent's channel with an
-# exporter's scrapes — say so when quoting the figures.
+# every 15 s (as Prometheus would); the agent sends its heartbeats and its host metrics
+# (every 15 s by default), and releases its start-up pages after 30 s (src/memtrim.rs).
 # Usage: packaging/bench/agent-idle.sh [BINARY] [SECONDS]
 set -euo pipefail
 bin=${1:-target/x86_64-unknown-linux-musl/release/omp}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Foundation figures for the README "Performance" section: static binary size, cold start
 # to the first 200 from /healthz (fresh data dir, median of N runs, includes creating the
-# store and hashing the admin password), and idle RSS after start-up.
+# store and hashing the admin password), and idle RSS after start-up and once the start-up
+# pages of the binary are released.
 # Usage: packaging/bench/foundation.sh [BINARY] [RUNS]
 set -euo pipefail
 bin=${1:-target/x86_64-unknown-linux-musl/release/omp}
@@ -30,6 +31,10 @@ for i in $(seq 1 "$runs"); do
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
     echo "idle RSS after 5 s: ${rss} KiB (peak ${hwm} KiB)"
+    # At 30 s the server releases its binary's start-up pages (src/memtrim.rs).
+    sleep 30
+    awk '/VmRSS/ {r = $2} /RssAnon/ {a = $2} /RssFile/ {f = $2}
+      END {print "idle RSS after 35 s: " r " KiB (anonymous " a ", file-backed " f ")"}' "/proc/$pid/status"
   fi
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
