@@ -29,7 +29,13 @@ pub struct Cache {
     /// their capacity.
     lines: Vec<LineRef>,
     spare_known: Vec<Sample>,
+    /// The ids of the target's report series (see [`REPORT`]) and the target labels they
+    /// were made with: after the first scrape they are stored by id like any hit.
+    report: Option<(Labels, [u64; 3])>,
 }
+
+/// The series every scrape adds about itself, as Prometheus does.
+pub const REPORT: [&str; 3] = ["up", "scrape_duration_seconds", "scrape_samples_scraped"];
 
 /// One sample line of a body, by position: the series text is `body[start..end]`.
 #[derive(Debug, Clone, Copy)]
@@ -281,6 +287,26 @@ impl Cache {
             gone.sort_unstable();
             self.entries
                 .retain(|_, e| gone.binary_search(&e.id).is_err());
+            if let Some((_, ids)) = &self.report
+                && ids.iter().any(|id| gone.binary_search(id).is_ok())
+            {
+                self.report = None;
+            }
+        }
+    }
+
+    /// The ids of the report series for these target labels, once learnt.
+    pub fn report_ids(&self, base: &Labels) -> Option<[u64; 3]> {
+        match &self.report {
+            Some((b, ids)) if b == base => Some(*ids),
+            _ => None,
+        }
+    }
+
+    /// Remembers the ids the store gave the report series (in [`REPORT`] order).
+    pub fn learn_report(&mut self, base: &Labels, ids: &[Option<u64>]) {
+        if let [Some(a), Some(b), Some(c)] = ids {
+            self.report = Some((base.clone(), [*a, *b, *c]));
         }
     }
 
@@ -475,6 +501,37 @@ mod tests {
         );
         let p = c.plan(BODY, Format::Prometheus, &b2, 8, 100).unwrap();
         assert_eq!((p.known.len(), p.fresh.len()), (2, 1));
+    }
+
+    /// Report series ids hold for the target labels they were learnt with, and are
+    /// forgotten when the store no longer knows one of them.
+    #[test]
+    fn report_series_are_known_by_id_until_the_store_forgets_one() {
+        let mut c = Cache::default();
+        assert_eq!(c.report_ids(&base()), None);
+        c.learn_report(&base(), &[Some(7), None, Some(9)]);
+        assert_eq!(c.report_ids(&base()), None, "all three or none");
+        c.learn_report(&base(), &[Some(7), Some(8), Some(9)]);
+        assert_eq!(c.report_ids(&base()), Some([7, 8, 9]));
+        let mut b2 = base();
+        b2[2].1 = "y".into();
+        assert_eq!(c.report_ids(&b2), None, "other target labels, other series");
+        let p = Plan {
+            known: vec![Sample {
+                series: 8,
+                t: 1,
+                v: 1.0,
+            }],
+            ..Default::default()
+        };
+        c.learn(
+            &p,
+            &Ingested {
+                rejected_known: vec![(0, HeadError::UnknownSeries(8))],
+                ..Default::default()
+            },
+        );
+        assert_eq!(c.report_ids(&base()), None);
     }
 
     /// A recycled plan's vector carries the next scrape's known samples (no allocation).

@@ -473,19 +473,32 @@ impl Scraper {
                 v: f64::from_bits(crate::tsdb::STALE_NAN),
             });
         }
-        for (name, v) in [
-            ("up", up),
-            ("scrape_duration_seconds", duration),
-            ("scrape_samples_scraped", count as f64),
-        ] {
-            plan.fresh.push(Ingest {
-                labels: cache::label(&base, name, Vec::new()),
-                t: now,
-                v,
-            });
+        // The report series: by id once the store has them (no labels to build and look up
+        // each scrape), by labels the first time.
+        let report = [up, duration, count as f64];
+        let report_ids = cache.report_ids(&base);
+        match report_ids {
+            Some(ids) => plan.known.extend(
+                ids.iter()
+                    .zip(report)
+                    .map(|(&series, v)| crate::tsdb::wal::Sample { series, t: now, v }),
+            ),
+            None => plan
+                .fresh
+                .extend(cache::REPORT.iter().zip(report).map(|(name, v)| Ingest {
+                    labels: cache::label(&base, name, Vec::new()),
+                    t: now,
+                    v,
+                })),
         }
         match self.metrics.ingest_known(&plan.known, &plan.fresh) {
-            Ok(res) => cache.learn(&plan, &res),
+            Ok(res) => {
+                cache.learn(&plan, &res);
+                if report_ids.is_none() {
+                    let first = res.ids.len().saturating_sub(cache::REPORT.len());
+                    cache.learn_report(&base, &res.ids[first..]);
+                }
+            }
             Err(e) => tracing::error!(error = %e, "Storing scraped samples failed."),
         }
         cache.recycle(plan);

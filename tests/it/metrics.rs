@@ -383,6 +383,27 @@ fn scraping_a_real_node_exporter_with_up_staleness_and_limits() {
         (q(&admin, "up{job=\"ne\"}")["data"]["result"][0]["value"][1] == "1").then_some(())
     })
     .expect("up = 1");
+    // Later scrapes store the report series by id: still one series each, with values.
+    eventually(30, || {
+        let n = q(&admin, "count_over_time(up{job=\"ne\"}[1m])");
+        (n["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            >= 3.0)
+            .then_some(())
+    })
+    .expect("three scrapes");
+    for (query, at_least) in [
+        ("scrape_samples_scraped{job=\"ne\"}", 100.0),
+        ("scrape_duration_seconds{job=\"ne\"}", 0.0),
+    ] {
+        let r = q(&admin, query);
+        let result = r["data"]["result"].as_array().unwrap();
+        assert_eq!(result.len(), 1, "{r}");
+        let v: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+        assert!(v > at_least, "{query} = {v}");
+    }
     let cpu = q(&admin, "count(node_cpu_seconds_total{job=\"ne\"})");
     assert!(
         cpu["data"]["result"][0]["value"][1]
