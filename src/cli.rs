@@ -668,12 +668,7 @@ fn agent(a: AgentArgs) -> anyhow::Result<Exit> {
         enroll_only: a.enroll_only,
     };
     // As the server does: once connected and settled, the binary's start-up pages go.
-    rt.spawn(async {
-        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-        if let Err(e) = crate::memtrim::release_binary_pages() {
-            tracing::debug!(error = %e, "Releasing start-up pages failed.");
-        }
-    });
+    rt.spawn(crate::memtrim::release_after_start());
     rt.block_on(crate::agent::run(opts, crate::server::shutdown_signal()))?;
     Ok(0)
 }

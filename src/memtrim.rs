@@ -135,6 +135,20 @@ pub fn release_binary_pages() -> std::io::Result<usize> {
     Ok(0)
 }
 
+/// How long after start the pages are released: past start-up, the first scrapes and
+/// agent hellos.
+pub const AFTER_START: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits [`AFTER_START`], then releases the binary's start-up pages (the server's and the
+/// agent's background task; a failure costs only memory, so it is logged at debug).
+pub async fn release_after_start() {
+    tokio::time::sleep(AFTER_START).await;
+    match release_binary_pages() {
+        Ok(bytes) => tracing::debug!(bytes, "Start-up pages of the binary released."),
+        Err(e) => tracing::debug!(error = %e, "Releasing start-up pages failed."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,16 +219,12 @@ async fn session_janitor(auth: Auth, mut stop: tokio::sync::watch::Receiver<bool
     }
 }
 
-/// Once start-up is over (and the first scrapes and agent hellos with it), drops the
-/// binary's pages only start-up used (see `memtrim`).
+/// Releases the binary's start-up pages once start-up is over (see `memtrim`), unless the
+/// server stops first.
 async fn release_startup_pages(mut stop: tokio::sync::watch::Receiver<bool>) {
     tokio::select! {
-        _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
-        _ = stop.changed() => return,
-    }
-    match crate::memtrim::release_binary_pages() {
-        Ok(bytes) => tracing::debug!(bytes, "Start-up pages of the binary released."),
-        Err(e) => tracing::debug!(error = %e, "Releasing start-up pages failed."),
+        _ = crate::memtrim::release_after_start() => {}
+        _ = stop.changed() => {}
     }
 }
 
