@@ -6,8 +6,8 @@
 
 pub mod cache;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -166,6 +166,8 @@ struct State {
     targets: Option<Arc<Vec<Target>>>,
     /// Bumped by every change of the targets: a read that raced with one is not kept.
     targets_gen: u64,
+    /// Targets being scraped now: one due again before its scrape ended skips that turn.
+    in_flight: HashSet<String>,
 }
 
 impl State {
@@ -184,8 +186,49 @@ pub struct Scraper {
     config_targets: Arc<Vec<Target>>,
     state: Arc<Mutex<State>>,
     hosts: Option<crate::hosts::Hosts>,
-    /// Wakes the scrape loop when targets change.
-    changed: Arc<tokio::sync::Notify>,
+    crew: Arc<Crew>,
+}
+
+/// The scrape workers: plain threads, each taking a due target and scraping it from start
+/// to end (fetch, parse, store) on its own stack. A scrape on the async runtime was handed
+/// from a worker to a blocking thread and back, and the wake-ups and context switches of
+/// those hand-offs cost more than the scrape itself.
+///
+/// One worker leads: it waits until the next target is due (or the targets change), takes
+/// it, and passes the lead to an idle worker — or starts a new one, up to
+/// [`MAX_CONCURRENT_SCRAPES`] — before scraping. Targets due together are thus scraped in
+/// parallel, and an idle server has one thread asleep until the next due time.
+#[derive(Default)]
+struct Crew {
+    state: Mutex<CrewState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct CrewState {
+    stop: bool,
+    /// A worker is waiting for the next due time.
+    leader: bool,
+    /// Workers waiting to lead.
+    idle: usize,
+    workers: usize,
+    /// Bumped by every change of the targets: the leader looks at the schedule again.
+    changes: u64,
+}
+
+/// Scrapes that may run at once (each holds a thread while it waits for its target).
+pub const MAX_CONCURRENT_SCRAPES: usize = 16;
+
+impl Crew {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CrewState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What the leader found in the schedule: a target to scrape now, or when to look again.
+enum Next {
+    Now(Arc<Vec<Target>>, usize),
+    At(Instant),
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -204,7 +247,7 @@ impl Scraper {
             config_targets: Arc::new(config_targets),
             state: Arc::default(),
             hosts: None,
-            changed: Arc::default(),
+            crew: Arc::default(),
         }
     }
 
@@ -262,7 +305,7 @@ impl Scraper {
         t.id = crate::auth::password::random_hex(6);
         self.store.write(|tx| tx.put(&SCRAPE_TARGETS, &t.id, &t))?;
         lock(&self.state).invalidate();
-        self.changed.notify_one();
+        self.targets_changed();
         Ok(t)
     }
 
@@ -293,7 +336,7 @@ impl Scraper {
         st.next_due.remove(id);
         st.invalidate();
         drop(st);
-        self.changed.notify_one();
+        self.targets_changed();
         Ok(t)
     }
 
@@ -317,96 +360,182 @@ impl Scraper {
         st.agents.remove(id);
         st.invalidate();
         drop(st);
-        self.changed.notify_one();
+        self.targets_changed();
         Ok(t)
     }
 
-    /// Scrapes each target when it is due until `stop` (at most 16 at once). Sleeps until
-    /// the next target is due or the targets change, not on a fixed tick: an idle server
-    /// should not wake up for nothing.
+    /// Wakes the leading worker: the schedule changed.
+    fn targets_changed(&self) {
+        self.crew.lock().changes += 1;
+        self.crew.wake.notify_all();
+    }
+
+    /// Scrapes each target when it is due until `stop` (at most [`MAX_CONCURRENT_SCRAPES`]
+    /// at once), on the worker threads of [`Crew`]. Scrapes in flight at the stop are
+    /// waited for (each ends within its timeout), at most 15 s.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let permits = Arc::new(tokio::sync::Semaphore::new(16));
-        let mut tasks = tokio::task::JoinSet::new();
-        loop {
-            while tasks.try_join_next().is_some() {}
-            let now = Instant::now();
-            let mut wake = now + Duration::from_secs(60);
-            if let Ok(targets) = self.shared_targets() {
-                for t in targets.iter() {
-                    let due = {
-                        let mut st = lock(&self.state);
-                        let next = st.next_due.entry(t.id.clone()).or_insert(now);
-                        let due = *next <= now;
-                        if due {
-                            // On the schedule, not after the wake-up's lateness: start times
-                            // then stay near their stamps (see `Cache::stamp`).
-                            let every = Duration::from_secs(t.interval_secs);
-                            let planned = *next + every;
-                            *next = if planned > now { planned } else { now + every };
-                        }
-                        wake = wake.min(*next);
-                        due
-                    };
-                    if due {
-                        let me = self.clone();
-                        let permits = permits.clone();
-                        let t = t.clone();
-                        tasks.spawn(async move {
-                            let Ok(_p) = permits.acquire_owned().await else {
-                                return;
-                            };
-                            me.scrape_target(t).await;
-                        });
-                    }
-                }
-            } else {
-                wake = now + Duration::from_secs(1);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake.into()) => {}
-                _ = self.changed.notified() => {}
-                _ = stop.changed() => break,
+        let rt = tokio::runtime::Handle::current();
+        self.crew.lock().workers += 1;
+        if let Err(e) = self.start_worker(rt) {
+            tracing::error!(error = %e, "Cannot start the scrape worker: nothing is scraped.");
+            self.crew.lock().workers -= 1;
+        }
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                break;
             }
         }
-        tasks.abort_all();
+        self.crew.lock().stop = true;
+        self.crew.wake.notify_all();
+        let crew = self.crew.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let mut st = crew.lock();
+            while st.workers > 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                st = crew
+                    .wake
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        })
+        .await;
+    }
+
+    /// Starts one worker thread (counted in `workers` by the caller).
+    fn start_worker(&self, rt: tokio::runtime::Handle) -> std::io::Result<()> {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("omp-scrape".into())
+            .spawn(move || me.work(&rt))
+            .map(|_| ())
+    }
+
+    /// A worker's life: lead (wait for the next due target) or wait to lead, scrape, again.
+    fn work(&self, rt: &tokio::runtime::Handle) {
+        let crew = &self.crew;
+        let mut st = crew.lock();
+        while !st.stop {
+            if st.leader {
+                st.idle += 1;
+                st = crew.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                st.idle -= 1;
+                continue;
+            }
+            st.leader = true;
+            let seen = st.changes;
+            drop(st);
+            let next = self.next_due();
+            st = crew.lock();
+            match next {
+                Next::Now(targets, i) => {
+                    st.leader = false;
+                    // Someone leads while this worker scrapes.
+                    if st.idle > 0 {
+                        crew.wake.notify_one();
+                    } else if st.workers < MAX_CONCURRENT_SCRAPES {
+                        st.workers += 1;
+                        if let Err(e) = self.start_worker(rt.clone()) {
+                            // This worker leads again after its scrape.
+                            st.workers -= 1;
+                            tracing::warn!(error = %e, "Cannot start another scrape worker.");
+                        }
+                    }
+                    drop(st);
+                    let t = &targets[i];
+                    self.scrape(t, rt);
+                    lock(&self.state).in_flight.remove(&t.id);
+                    st = crew.lock();
+                }
+                Next::At(when) => {
+                    if st.changes == seen && !st.stop {
+                        let left = when.saturating_duration_since(Instant::now());
+                        st = crew
+                            .wake
+                            .wait_timeout(st, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                    }
+                    st.leader = false;
+                }
+            }
+        }
+        st.workers -= 1;
+        drop(st);
+        // The stop waits for the last worker.
+        crew.wake.notify_all();
+    }
+
+    /// The first due target (its next turn planned and marked in flight), or when the next
+    /// one is due.
+    fn next_due(&self) -> Next {
+        let Ok(targets) = self.shared_targets() else {
+            return Next::At(Instant::now() + Duration::from_secs(1));
+        };
+        let now = Instant::now();
+        let mut wake = now + Duration::from_secs(60);
+        let mut guard = lock(&self.state);
+        let st = &mut *guard;
+        for (i, t) in targets.iter().enumerate() {
+            let next = st.next_due.entry(t.id.clone()).or_insert(now);
+            if *next <= now {
+                // On the schedule, not after the wake-up's lateness: start times then stay
+                // near their stamps (see `Cache::stamp`).
+                let every = Duration::from_secs(t.interval_secs);
+                let planned = *next + every;
+                *next = if planned > now { planned } else { now + every };
+                // A target whose last scrape still runs skips this turn.
+                if st.in_flight.insert(t.id.clone()) {
+                    return Next::Now(targets.clone(), i);
+                }
+            }
+            wake = wake.min(*next);
+        }
+        Next::At(wake)
     }
 
     /// One scrape of one target, by the server or by the target's agent.
-    pub async fn scrape_target(&self, t: Target) {
+    fn scrape(&self, t: &Target, rt: &tokio::runtime::Handle) {
         let Some(host) = t.via_host else {
-            let me = self.clone();
-            let _ = tokio::task::spawn_blocking(move || me.scrape_once(&t)).await;
+            self.scrape_once(t);
             return;
         };
         let started = Instant::now();
         let now = chrono::Utc::now().timestamp_millis();
-        let fetched = match &self.hosts {
-            None => Err("agent-side scraping is not available in this process".to_string()),
-            Some(hosts) => {
-                let req = crate::proto::AgentRequest::Scrape(crate::proto::ScrapeRequest {
-                    url: t.url(),
-                    timeout_secs: t.timeout_secs,
-                    authorization: authorization(&t),
-                    max_bytes: AGENT_BODY_LIMIT,
-                });
-                // The agent has the target's timeout; the channel adds a little slack.
-                let wait = Duration::from_secs(t.timeout_secs + 5);
-                match hosts.request(host, req, wait).await {
-                    Ok(crate::proto::AgentReply::Scraped { body, content_type }) => {
-                        Ok((body, format_of(content_type.as_deref())))
-                    }
-                    Ok(crate::proto::AgentReply::Failed { message }) => Err(message),
-                    Ok(other) => Err(format!("unexpected agent reply {other:?}")),
-                    Err(e) => Err(format!("agent of host {host}: {e}")),
-                }
-            }
+        let fetched = rt.block_on(self.fetch_by_agent(host, t));
+        let fetched = fetched.as_ref().map(|(b, f)| (b.as_str(), *f));
+        self.record(t, started, now, fetched.map_err(Clone::clone));
+    }
+
+    /// Asks the agent of `host` to fetch the target (for exporters bound to its loopback).
+    async fn fetch_by_agent(
+        &self,
+        host: u64,
+        t: &Target,
+    ) -> std::result::Result<(String, Format), String> {
+        let Some(hosts) = &self.hosts else {
+            return Err("agent-side scraping is not available in this process".to_string());
         };
-        let me = self.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let fetched = fetched.as_ref().map(|(b, f)| (b.as_str(), *f));
-            me.record(&t, started, now, fetched.map_err(Clone::clone))
-        })
-        .await;
+        let req = crate::proto::AgentRequest::Scrape(crate::proto::ScrapeRequest {
+            url: t.url(),
+            timeout_secs: t.timeout_secs,
+            authorization: authorization(t),
+            max_bytes: AGENT_BODY_LIMIT,
+        });
+        // The agent has the target's timeout; the channel adds a little slack.
+        let wait = Duration::from_secs(t.timeout_secs + 5);
+        match hosts.request(host, req, wait).await {
+            Ok(crate::proto::AgentReply::Scraped { body, content_type }) => {
+                Ok((body, format_of(content_type.as_deref())))
+            }
+            Ok(crate::proto::AgentReply::Failed { message }) => Err(message),
+            Ok(other) => Err(format!("unexpected agent reply {other:?}")),
+            Err(e) => Err(format!("agent of host {host}: {e}")),
+        }
     }
 
     /// One scrape of one target by the server (blocking): fetch, parse, label, store.
@@ -721,6 +850,94 @@ mod tests {
             assert_eq!(text, "up_test 1\n");
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// Targets due together are scraped in parallel by the crew's threads, each comes up,
+    /// and the stop ends every worker.
+    #[test]
+    fn the_crew_scrapes_due_targets_in_parallel_and_stops() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Each answer waits (at most 3 s) until two requests are open at once.
+        let open = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (o, m) = (open.clone(), most.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let (open, most) = (o.clone(), m.clone());
+                std::thread::spawn(move || {
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line != "\r\n" {
+                            continue;
+                        }
+                        let now_open = open.fetch_add(1, SeqCst) + 1;
+                        most.fetch_max(now_open, SeqCst);
+                        let until = Instant::now() + Duration::from_secs(3);
+                        while open.load(SeqCst) < 2 && Instant::now() < until {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        let body = "up_test 1\n";
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        w.write_all(head.as_bytes()).unwrap();
+                        w.write_all(body.as_bytes()).unwrap();
+                        open.fetch_sub(1, SeqCst);
+                    }
+                });
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (metrics, _queue) = Metrics::open(
+            &dir.path().join("tsdb"),
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
+        let targets: Vec<Target> = (0..3)
+            .map(|i| Target {
+                job: format!("job{i}"),
+                target: addr.to_string(),
+                interval_secs: 5,
+                timeout_secs: 5,
+                ..t()
+            })
+            .collect();
+        let scraper = Scraper::new(store, metrics, targets);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let s = scraper.clone();
+        rt.block_on(async move {
+            let (stop, stopped) = watch::channel(false);
+            let run = tokio::spawn(s.clone().run(stopped));
+            let until = Instant::now() + Duration::from_secs(10);
+            while (0..3).any(|i| s.health(&format!("config-{i}")).health != "up") {
+                assert!(Instant::now() < until, "targets not all up in 10 s");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            stop.send(true).unwrap();
+            run.await.unwrap();
+        });
+        assert!(most.load(SeqCst) >= 2, "scrapes ran one at a time");
+        assert_eq!(
+            scraper.crew.lock().workers,
+            0,
+            "workers left after the stop"
+        );
     }
 
     fn t() -> Target {
