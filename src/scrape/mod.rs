@@ -375,10 +375,8 @@ impl Scraper {
     /// waited for (each ends within its timeout), at most 15 s.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let rt = tokio::runtime::Handle::current();
-        self.crew.lock().workers += 1;
-        if let Err(e) = self.start_worker(rt) {
-            tracing::error!(error = %e, "Cannot start the scrape worker: nothing is scraped.");
-            self.crew.lock().workers -= 1;
+        if !self.start_worker(&mut self.crew.lock(), &rt) {
+            tracing::error!("No scrape worker could start: nothing is scraped.");
         }
         while !*stop.borrow_and_update() {
             if stop.changed().await.is_err() {
@@ -406,13 +404,23 @@ impl Scraper {
         .await;
     }
 
-    /// Starts one worker thread (counted in `workers` by the caller).
-    fn start_worker(&self, rt: tokio::runtime::Handle) -> std::io::Result<()> {
-        let me = self.clone();
-        std::thread::Builder::new()
+    /// Starts one worker thread and counts it in `st`; false (logged) when the thread
+    /// cannot start.
+    fn start_worker(&self, st: &mut CrewState, rt: &tokio::runtime::Handle) -> bool {
+        let (me, rt) = (self.clone(), rt.clone());
+        match std::thread::Builder::new()
             .name("omp-scrape".into())
             .spawn(move || me.work(&rt))
-            .map(|_| ())
+        {
+            Ok(_) => {
+                st.workers += 1;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot start a scrape worker.");
+                false
+            }
+        }
     }
 
     /// A worker's life: lead (wait for the next due target) or wait to lead, scrape, again.
@@ -438,12 +446,8 @@ impl Scraper {
                     if st.idle > 0 {
                         crew.wake.notify_one();
                     } else if st.workers < MAX_CONCURRENT_SCRAPES {
-                        st.workers += 1;
-                        if let Err(e) = self.start_worker(rt.clone()) {
-                            // This worker leads again after its scrape.
-                            st.workers -= 1;
-                            tracing::warn!(error = %e, "Cannot start another scrape worker.");
-                        }
+                        // When none starts, this worker leads again after its scrape.
+                        self.start_worker(&mut st, rt);
                     }
                     drop(st);
                     let t = &targets[i];
@@ -539,7 +543,7 @@ impl Scraper {
     }
 
     /// One scrape of one target by the server (blocking): fetch, parse, label, store.
-    pub fn scrape_once(&self, t: &Target) {
+    fn scrape_once(&self, t: &Target) {
         let started = Instant::now();
         let now = chrono::Utc::now().timestamp_millis();
         let agent = {
@@ -824,10 +828,11 @@ mod tests {
         }
     }
 
-    /// Scrapes of a target reuse one connection, and the agent keeps it idle past the next
-    /// scrape (ureq's default of 15 s equals the default interval).
-    #[test]
-    fn scrapes_reuse_their_connection() {
+    /// A loopback exporter answering every request with `up_test 1`, after calling
+    /// `before_answer`; returns its address and the count of connections it accepted.
+    fn tiny_exporter(
+        before_answer: impl Fn() + Clone + Send + 'static,
+    ) -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
         use std::io::{BufRead, BufReader, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -837,6 +842,7 @@ mod tests {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
                 count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let before_answer = before_answer.clone();
                 std::thread::spawn(move || {
                     let mut w = conn.try_clone().unwrap();
                     let mut r = BufReader::new(conn);
@@ -846,19 +852,29 @@ mod tests {
                         if r.read_line(&mut line).unwrap_or(0) == 0 {
                             return;
                         }
-                        if line == "\r\n" {
-                            let body = "up_test 1\n";
-                            let head = format!(
-                                "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
-                                body.len()
-                            );
-                            w.write_all(head.as_bytes()).unwrap();
-                            w.write_all(body.as_bytes()).unwrap();
+                        if line != "\r\n" {
+                            continue;
                         }
+                        before_answer();
+                        let body = "up_test 1\n";
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        w.write_all(head.as_bytes()).unwrap();
+                        w.write_all(body.as_bytes()).unwrap();
                     }
                 });
             }
         });
+        (addr, accepted)
+    }
+
+    /// Scrapes of a target reuse one connection, and the agent keeps it idle past the next
+    /// scrape (ureq's default of 15 s equals the default interval).
+    #[test]
+    fn scrapes_reuse_their_connection() {
+        let (addr, accepted) = tiny_exporter(|| {});
         let mut target = t();
         target.target = addr.to_string();
         let agent = http_agent(target.timeout_secs, 15);
@@ -875,47 +891,22 @@ mod tests {
     /// and the stop ends every worker.
     #[test]
     fn the_crew_scrapes_due_targets_in_parallel_and_stops() {
-        use std::io::{BufRead, BufReader, Write};
         use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        // Each answer waits (at most 3 s) until two requests are open at once.
+        // Each answer waits (at most 3 s) until two requests are open at once; the count
+        // drops when the request is answered (the exporter writes right after the wait).
         let open = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let (o, m) = (open.clone(), most.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { return };
-                let (open, most) = (o.clone(), m.clone());
-                std::thread::spawn(move || {
-                    let mut w = conn.try_clone().unwrap();
-                    let mut r = BufReader::new(conn);
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line != "\r\n" {
-                            continue;
-                        }
-                        let now_open = open.fetch_add(1, SeqCst) + 1;
-                        most.fetch_max(now_open, SeqCst);
-                        let until = Instant::now() + Duration::from_secs(3);
-                        while open.load(SeqCst) < 2 && Instant::now() < until {
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                        let body = "up_test 1\n";
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
-                            body.len()
-                        );
-                        w.write_all(head.as_bytes()).unwrap();
-                        w.write_all(body.as_bytes()).unwrap();
-                        open.fetch_sub(1, SeqCst);
-                    }
-                });
+        let (addr, _) = tiny_exporter(move || {
+            let now_open = o.fetch_add(1, SeqCst) + 1;
+            m.fetch_max(now_open, SeqCst);
+            let until = Instant::now() + Duration::from_secs(3);
+            while o.load(SeqCst) < 2 && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
             }
+            // Let a later request see this one as open a moment longer.
+            std::thread::sleep(Duration::from_millis(50));
+            o.fetch_sub(1, SeqCst);
         });
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
